@@ -1,0 +1,103 @@
+"""The aggregator's loop: results -> pending buffer -> one atomic fold per slice -> ack.
+
+Results are acked only after their fold has been applied in Redis; a crash before the ack
+redelivers them, and the fold script absorbs the duplicates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import structlog
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from redis.exceptions import RedisError
+
+from services.aggregator.fold import ResultFolder
+from services.aggregator.pending import PendingResults
+from shared.jobs import InvalidMessage, decode_result
+from shared.logging import context_headers, job_context
+from shared.settings import Settings
+
+log = structlog.get_logger()
+
+
+class ResultConsumer:
+    def __init__(self, settings: Settings, results_queue: AbstractQueue, folder: ResultFolder):
+        self.settings = settings
+        self.results_queue = results_queue
+        self.folder = folder
+        self.pending = PendingResults()
+        self.consumer_tag: str | None = None
+        self.folded = 0
+        self.duplicates = 0
+        self.orphans = 0
+        self.batches_done = 0
+        self.dead_lettered = 0
+
+    async def start_consuming(self) -> None:
+        self.consumer_tag = await self.results_queue.consume(self.on_message, no_ack=False)
+        log.info("consuming", queue=self.results_queue.name)
+
+    async def stop_consuming(self) -> None:
+        if self.consumer_tag is not None:
+            await self.results_queue.cancel(self.consumer_tag)
+            self.consumer_tag = None
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        try:
+            result = decode_result(message.body)
+        except InvalidMessage as exc:
+            self.dead_lettered += 1
+            with job_context(**context_headers(message.headers)):
+                log.warning("result_dead_lettered", reason=str(exc))
+            await message.reject(requeue=False)
+            return
+        await self.pending.add(message, result)
+
+    async def folder_loop(self) -> None:
+        while True:
+            taken = await self.pending.take(self.settings.aggregator_batch)
+            await self.fold_and_ack(taken)
+
+    async def fold_and_ack(self, taken: list[tuple[AbstractIncomingMessage, Any]]) -> None:
+        try:
+            outcome = await self.folder.fold([result for _, result in taken])
+        except RedisError as exc:
+            log.error("fold_failed", error=repr(exc), results=len(taken))
+            for message, _ in taken:
+                with contextlib.suppress(Exception):
+                    await message.nack(requeue=True)
+            return
+        for message, result in taken:
+            await message.ack()
+            with job_context(
+                job_id=result.job_id, batch_id=result.batch_id, trace_id=result.trace_id
+            ):
+                log.debug("result_folded", ok=result.ok, worker=result.worker)
+        self.folded += outcome.folded
+        self.duplicates += outcome.duplicates
+        self.orphans += outcome.orphans
+        if outcome.duplicates:
+            log.info("duplicates_absorbed", count=outcome.duplicates)
+        if outcome.orphans:
+            log.warning("orphan_results", count=outcome.orphans)
+        for batch_id in outcome.done:
+            self.batches_done += 1
+            with job_context(batch_id=batch_id):
+                log.info("batch_completed")
+
+    async def drain(self) -> None:
+        """Fold what is already pending, so nothing received is left unacked at exit."""
+        while len(self.pending):
+            await self.fold_and_ack(await self.pending.take(self.settings.aggregator_batch))
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "pending": len(self.pending),
+            "folded": self.folded,
+            "duplicates": self.duplicates,
+            "orphans": self.orphans,
+            "batches_done": self.batches_done,
+            "dead_lettered": self.dead_lettered,
+        }

@@ -1,0 +1,276 @@
+"""The gateway's HTTP API: accept batches, publish their jobs confirmed, answer status.
+
+A ``202`` is the promise that every job of the batch is confirmed by the broker. When the
+broker or Redis is away the answer is ``503`` with ``Retry-After``; nothing is half-accepted
+silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import structlog
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from redis.exceptions import RedisError
+
+from services.gateway.backlog import BacklogMonitor
+from services.gateway.publisher import new_batch_id, publish_batch
+from services.gateway.waiters import BatchWaiters
+from shared.batches import BatchState, BatchStatus, abort_batch, create_batch, read_batch
+from shared.jobs import BatchRequest
+from shared.lifecycle import Heartbeat, read_instances
+from shared.logging import job_context
+from shared.looplag import LoopLagMonitor
+from shared.messaging import PublishFailed, connect_amqp, declare_topology
+from shared.redis_client import connect_redis
+from shared.settings import Settings
+
+log = structlog.get_logger()
+
+RETRY_AFTER_S = 2
+BATCH_ID = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="id from POST /batches")]
+
+
+class BatchAccepted(BaseModel):
+    batch_id: str
+    kind: str
+    expected: int
+    status: str
+    status_url: str
+    trace_id: str
+    publish_ms: float
+
+
+class Unavailable(Exception):
+    """A dependency is away: the client should retry later, nothing was accepted."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Gateway:
+    """The gateway's connections and background tasks, opened and closed in one place."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.names = settings.names
+        self.lag = LoopLagMonitor(settings.loop_lag_interval_s)
+        self.accepted_batches = 0
+        self.accepted_jobs = 0
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Gateway]:
+        self.redis = await connect_redis(self.settings)
+        self.connection = await connect_amqp(self.settings)
+        try:
+            self.channel = await self.connection.channel(publisher_confirms=True)
+            await declare_topology(self.channel, self.names)
+            self.exchange = self.channel.default_exchange
+            self.backlog = BacklogMonitor(self.connection, self.names)
+            self.waiters = BatchWaiters(self.redis, self.names.batch_done_channel)
+            heartbeat = Heartbeat(
+                self.redis,
+                self.names,
+                service="gateway",
+                instance=self.settings.instance,
+                interval_s=self.settings.heartbeat_s,
+                stats=lambda: {
+                    "accepted_batches": self.accepted_batches,
+                    "accepted_jobs": self.accepted_jobs,
+                    "waiting_requests": sum(len(w) for w in self.waiters.events.values()),
+                    "loop_lag_ms": self.lag.snapshot(),
+                },
+                port=self.settings.gateway_port,
+            )
+            tasks = [
+                asyncio.create_task(self.lag.run()),
+                asyncio.create_task(self.waiters.run()),
+                asyncio.create_task(self.backlog.run()),
+                asyncio.create_task(heartbeat.run()),
+            ]
+            log.info("gateway_started", port=self.settings.gateway_port)
+            try:
+                yield self
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                await heartbeat.remove()
+        finally:
+            with contextlib.suppress(Exception):
+                await self.connection.close()
+            await self.redis.aclose()
+            log.info("gateway_stopped")
+
+    @property
+    def broker_ready(self) -> bool:
+        return not self.connection.is_closed and not self.channel.is_closed
+
+    async def submit(self, request: BatchRequest, trace_id: str) -> BatchAccepted:
+        if not self.broker_ready:
+            raise Unavailable("message broker unreachable")
+        if self.backlog.depth + request.count > self.settings.max_backlog:
+            raise Unavailable(
+                f"backlog of {self.backlog.depth} jobs is above the limit "
+                f"{self.settings.max_backlog}"
+            )
+        batch_id = new_batch_id()
+        with job_context(batch_id=batch_id, trace_id=trace_id):
+            started = time.perf_counter()
+            await create_batch(
+                self.redis,
+                self.names,
+                batch_id=batch_id,
+                kind=request.kind,
+                expected=request.count,
+                params=request.params,
+                ttl_s=self.settings.batch_ttl_s,
+            )
+            try:
+                await publish_batch(
+                    self.exchange,
+                    self.names,
+                    batch_id,
+                    request,
+                    trace_id=trace_id,
+                    window=self.settings.publish_window,
+                )
+            except PublishFailed as exc:
+                log.error("batch_publish_failed", confirmed=exc.confirmed, error=repr(exc.cause))
+                with contextlib.suppress(RedisError):
+                    await abort_batch(self.redis, self.names, batch_id, confirmed=exc.confirmed)
+                raise Unavailable("message broker did not confirm the batch") from exc
+            publish_ms = round((time.perf_counter() - started) * 1000, 3)
+            self.accepted_batches += 1
+            self.accepted_jobs += request.count
+            log.info(
+                "batch_accepted",
+                kind=request.kind.value,
+                count=request.count,
+                n=request.params.n,
+                io_ms=request.params.io_ms,
+                publish_ms=publish_ms,
+            )
+        return BatchAccepted(
+            batch_id=batch_id,
+            kind=request.kind.value,
+            expected=request.count,
+            status=BatchState.RUNNING.value,
+            status_url=f"/batches/{batch_id}",
+            trace_id=trace_id,
+            publish_ms=publish_ms,
+        )
+
+    async def status(self, batch_id: str, wait_s: float) -> BatchStatus | None:
+        """The batch's state; with ``wait_s`` it returns as soon as the batch is done."""
+        event = self.waiters.register(batch_id) if wait_s > 0 else None
+        try:
+            status = await read_batch(self.redis, self.names, batch_id)
+            if status is None or status.status != BatchState.RUNNING or event is None:
+                return status
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout=wait_s)
+            return await read_batch(self.redis, self.names, batch_id)
+        finally:
+            if event is not None:
+                self.waiters.unregister(batch_id, event)
+
+
+def get_gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with Gateway(settings).running() as gateway:
+            app.state.gateway = gateway
+            yield
+
+    app = FastAPI(
+        title="coord-cluster gateway",
+        version="0.1.0",
+        description="Submit batches of jobs to the coordination cluster and follow them.",
+        lifespan=lifespan,
+    )
+
+    def require_api_key(x_api_key: Annotated[str | None, Header()] = None) -> None:
+        expected = settings.api_key
+        if expected is not None and x_api_key != expected.get_secret_value():
+            raise HTTPException(401, "missing or wrong X-API-Key header")
+
+    @app.exception_handler(Unavailable)
+    async def unavailable(_: Request, exc: Unavailable) -> JSONResponse:
+        return JSONResponse(
+            {"detail": exc.reason}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)}
+        )
+
+    @app.exception_handler(RedisError)
+    async def redis_unavailable(_: Request, exc: RedisError) -> JSONResponse:
+        log.warning("redis_unavailable", error=repr(exc))
+        return JSONResponse(
+            {"detail": "state store unreachable"},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    @app.post(
+        "/batches",
+        status_code=202,
+        response_model=BatchAccepted,
+        dependencies=[Depends(require_api_key)],
+        responses={401: {}, 503: {"description": "broker, Redis or backlog limit"}},
+    )
+    async def submit_batch(
+        body: BatchRequest,
+        gateway: Annotated[Gateway, Depends(get_gateway)],
+        x_trace_id: Annotated[str | None, Header(max_length=64)] = None,
+    ) -> BatchAccepted:
+        return await gateway.submit(body, x_trace_id or uuid.uuid4().hex)
+
+    @app.get("/batches/{batch_id}", response_model=BatchStatus, responses={404: {}})
+    async def batch_status(
+        batch_id: BATCH_ID,
+        gateway: Annotated[Gateway, Depends(get_gateway)],
+        wait: Annotated[float, Query(ge=0, le=60, description="long-poll up to S seconds")] = 0,
+    ) -> BatchStatus:
+        status = await gateway.status(batch_id, min(wait, settings.max_wait_s))
+        if status is None:
+            raise HTTPException(404, f"no batch {batch_id}")
+        return status
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", responses={503: {}})
+    async def readyz(gateway: Annotated[Gateway, Depends(get_gateway)]) -> JSONResponse:
+        checks: dict[str, Any] = {"broker": gateway.broker_ready}
+        try:
+            checks["redis"] = bool(await gateway.redis.ping())
+        except RedisError:
+            checks["redis"] = False
+        ready = all(checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/instances")
+    async def instances(gateway: Annotated[Gateway, Depends(get_gateway)]) -> dict[str, Any]:
+        return {
+            "instances": await read_instances(gateway.redis, gateway.names),
+            "queues": gateway.backlog.depths,
+        }
+
+    return app

@@ -1,0 +1,36 @@
+"""A cached view of queue depths, so admission control costs no broker round trip per request."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from aio_pika.abc import AbstractRobustConnection
+
+from shared.messaging import queue_depths
+from shared.names import Names
+
+log = structlog.get_logger()
+
+
+class BacklogMonitor:
+    def __init__(
+        self, connection: AbstractRobustConnection, names: Names, *, interval_s: float = 0.5
+    ) -> None:
+        self.connection = connection
+        self.names = names
+        self.interval_s = interval_s
+        self.depths: dict[str, int] = {}
+
+    @property
+    def depth(self) -> int:
+        """Jobs waiting to be consumed (ready messages in the jobs queue)."""
+        return max(0, self.depths.get(self.names.jobs_queue, 0))
+
+    async def run(self) -> None:
+        while True:
+            try:
+                self.depths = await queue_depths(self.connection, self.names)
+            except Exception as exc:
+                log.warning("queue_depth_unavailable", error=repr(exc))
+            await asyncio.sleep(self.interval_s)

@@ -1,0 +1,76 @@
+"""Worker wiring: settings -> logging -> connect -> consume -> drain -> close."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from services.worker.consumer import JobConsumer
+from services.worker.executors import CpuRunner
+from services.worker.steps import JobSteps
+from shared.lifecycle import Heartbeat, stop_on_signals
+from shared.logging import configure_logging
+from shared.looplag import LoopLagMonitor
+from shared.messaging import connect_amqp, declare_topology
+from shared.redis_client import connect_redis
+from shared.runtime import run_service
+from shared.settings import Settings, load_settings
+
+
+async def main(settings: Settings) -> None:
+    log = configure_logging(settings, "worker", mode=settings.worker_mode.value)
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+
+    cpu = CpuRunner(settings.worker_mode, settings.effective_pool_size)
+    await cpu.warm_up()
+    redis = await connect_redis(settings)
+    connection = await connect_amqp(settings)
+    try:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=settings.effective_prefetch)
+        queues = await declare_topology(channel, settings.names)
+        consumer = JobConsumer(
+            settings, channel, queues["jobs"], JobSteps(redis, settings.names, cpu), cpu
+        )
+        lag = LoopLagMonitor(settings.loop_lag_interval_s)
+        heartbeat = Heartbeat(
+            redis,
+            settings.names,
+            service="worker",
+            instance=settings.instance,
+            interval_s=settings.heartbeat_s,
+            stats=lambda: {**consumer.stats(), "loop_lag_ms": lag.snapshot()},
+            mode=settings.worker_mode.value,
+            pool_size=settings.effective_pool_size,
+            runners=settings.runners,
+        )
+        async with asyncio.TaskGroup() as tasks:
+            background = [
+                tasks.create_task(lag.run()),
+                tasks.create_task(heartbeat.run()),
+                *(tasks.create_task(consumer.runner()) for _ in range(settings.runners)),
+            ]
+            await consumer.start_consuming()
+            log.info(
+                "worker_started",
+                pool_size=settings.effective_pool_size,
+                runners=settings.runners,
+            )
+            await stop.wait()
+            await consumer.stop_consuming()
+            drained = await consumer.drain(settings.drain_timeout_s)
+            log.info("worker_drained", complete=drained, **consumer.stats())
+            for task in background:
+                task.cancel()
+        await heartbeat.remove()
+    finally:
+        with contextlib.suppress(Exception):
+            await connection.close()
+        await redis.aclose()
+        cpu.close()
+        log.info("worker_stopped")
+
+
+if __name__ == "__main__":
+    run_service(main, load_settings())

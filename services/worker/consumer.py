@@ -1,0 +1,192 @@
+"""The worker's job loop: broker -> bounded inbox -> runner tasks -> result -> ack.
+
+At-least-once: a job is acked only after its result is confirmed by the broker, so a
+crash at any point leaves the job to be redelivered; the aggregator absorbs the duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
+
+from services.worker.executors import CpuRunner
+from services.worker.steps import JobSteps
+from shared.jobs import InvalidMessage, Job, Result, decode_job
+from shared.logging import context_headers, job_context
+from shared.messaging import make_message, publish_confirmed
+from shared.settings import Settings
+
+log = structlog.get_logger()
+
+
+class JobConsumer:
+    def __init__(
+        self,
+        settings: Settings,
+        channel: AbstractChannel,
+        jobs_queue: AbstractQueue,
+        steps: JobSteps,
+        cpu: CpuRunner,
+    ) -> None:
+        self.settings = settings
+        self.names = settings.names
+        self.channel = channel
+        self.jobs_queue = jobs_queue
+        self.steps = steps
+        self.cpu = cpu
+        self.inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue(
+            maxsize=settings.effective_prefetch
+        )
+        self.consumer_tag: str | None = None
+        self.in_flight = 0
+        self.completed = 0
+        self.failed = 0
+        self.retried = 0
+        self.dead_lettered = 0
+
+    @property
+    def exchange(self) -> AbstractExchange:
+        return self.channel.default_exchange
+
+    async def start_consuming(self) -> None:
+        self.consumer_tag = await self.jobs_queue.consume(self.inbox.put, no_ack=False)
+        log.info(
+            "consuming",
+            queue=self.names.jobs_queue,
+            prefetch=self.settings.effective_prefetch,
+            runners=self.settings.runners,
+        )
+
+    async def stop_consuming(self) -> None:
+        """Ask the broker for no more jobs; unacked ones go back to the queue on close."""
+        if self.consumer_tag is not None:
+            await self.jobs_queue.cancel(self.consumer_tag)
+            self.consumer_tag = None
+
+    async def runner(self) -> None:
+        while True:
+            message = await self.inbox.get()
+            self.in_flight += 1
+            try:
+                await self.handle(message)
+            except Exception as exc:
+                log.exception("job_handling_failed", error=repr(exc))
+                with contextlib.suppress(Exception):
+                    await message.nack(requeue=True)
+            finally:
+                self.in_flight -= 1
+                self.inbox.task_done()
+
+    async def handle(self, message: AbstractIncomingMessage) -> None:
+        with job_context(**context_headers(message.headers)):
+            try:
+                job = decode_job(message.body)
+            except InvalidMessage as exc:
+                self.dead_lettered += 1
+                log.warning("message_dead_lettered", reason=str(exc), size=len(message.body))
+                await message.reject(requeue=False)
+                return
+            with job_context(job_id=job.job_id, batch_id=job.batch_id, trace_id=job.trace_id):
+                await self.run_job(job, message)
+
+    async def run_job(self, job: Job, message: AbstractIncomingMessage) -> None:
+        started = time.perf_counter()
+        try:
+            value, durations = await self.steps.run(job)
+        except Exception as exc:
+            await self.on_step_failed(job, message, exc)
+            return
+        await self.publish_result(job, ok=True, value=value, durations=durations, error=None)
+        await message.ack()
+        self.completed += 1
+        log.info(
+            "job_completed",
+            kind=job.kind.value,
+            value=value,
+            attempt=job.attempt,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            **{f"{step}_ms": ms for step, ms in durations.items()},
+        )
+
+    async def on_step_failed(
+        self, job: Job, message: AbstractIncomingMessage, exc: Exception
+    ) -> None:
+        """Retry with backoff through the retry queue, or give up: dead-letter and count it."""
+        if job.attempt < self.settings.max_attempts:
+            delay_s = self.settings.retry_backoff_s * 2 ** (job.attempt - 1)
+            job.attempt += 1
+            await publish_confirmed(
+                self.exchange,
+                self.names.retry_queue,
+                make_message(
+                    job.encode(),
+                    headers=message.headers,
+                    message_id=job.job_id,
+                    expiration_s=delay_s if delay_s > 0 else None,
+                ),
+            )
+            await message.ack()
+            self.retried += 1
+            log.warning("job_retried", error=repr(exc), attempt=job.attempt - 1, delay_s=delay_s)
+            return
+        await self.publish_result(job, ok=False, value=0, durations={}, error=repr(exc))
+        await message.reject(requeue=False)
+        self.failed += 1
+        log.error("job_failed", error=repr(exc), attempts=job.attempt)
+
+    async def publish_result(
+        self,
+        job: Job,
+        *,
+        ok: bool,
+        value: int,
+        durations: dict[str, float],
+        error: str | None,
+    ) -> None:
+        result = Result(
+            job_id=job.job_id,
+            batch_id=job.batch_id,
+            kind=job.kind,
+            ok=ok,
+            value=value,
+            submitted_at=job.submitted_at,
+            finished_at=time.time(),
+            worker=self.settings.instance,
+            attempts=job.attempt,
+            error=error,
+            durations_ms=durations,
+            trace_id=job.trace_id,
+        )
+        await publish_confirmed(
+            self.exchange,
+            self.names.results_queue,
+            make_message(
+                result.encode(),
+                headers={"job_id": job.job_id, "batch_id": job.batch_id, "trace_id": job.trace_id},
+                message_id=job.job_id,
+            ),
+        )
+
+    async def drain(self, deadline_s: float) -> bool:
+        """Wait for queued and running jobs to finish; False when the deadline cut it short."""
+        try:
+            await asyncio.wait_for(self.inbox.join(), timeout=deadline_s)
+        except TimeoutError:
+            return False
+        return True
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "in_flight": self.in_flight,
+            "queued": self.inbox.qsize(),
+            "completed": self.completed,
+            "failed": self.failed,
+            "retried": self.retried,
+            "dead_lettered": self.dead_lettered,
+            "pool_busy": self.cpu.busy,
+        }

@@ -1,0 +1,156 @@
+"""What a job and its result are, their hard limits, and how they cross the wire.
+
+The gateway validates requests with the pydantic models; workers and the aggregator
+decode the compact wire form with :func:`decode_job` / :func:`decode_result`, which
+raise :class:`InvalidMessage` so a bad message can be dead-lettered instead of crashing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_BATCH = 100_000
+MAX_N = 2_000_000
+MAX_IO_MS = 10_000
+DEFAULT_N = 10_000
+DEFAULT_IO_MS = 50
+
+
+class JobKind(StrEnum):
+    CPU = "cpu"
+    IO = "io"
+    MIXED = "mixed"
+
+
+class InvalidMessage(ValueError):
+    """A message that can never be processed: it goes to the dead-letter queue at once."""
+
+
+class JobParams(BaseModel):
+    """Parameters of every job of a batch; each has a hard bound."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n: int = Field(default=DEFAULT_N, ge=2, le=MAX_N, description="cpu/mixed: count primes below n")
+    io_ms: int = Field(
+        default=DEFAULT_IO_MS, ge=0, le=MAX_IO_MS, description="io/mixed: milliseconds to wait"
+    )
+
+
+class BatchRequest(BaseModel):
+    """Body of ``POST /batches``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: JobKind
+    count: int = Field(ge=1, le=MAX_BATCH)
+    params: JobParams = Field(default_factory=JobParams)
+
+    @model_validator(mode="after")
+    def _bounded_total_work(self) -> BatchRequest:
+        """Bound the whole batch too, so no request occupies the cluster for hours."""
+        if self.kind != JobKind.IO and self.count * self.params.n > 20_000_000_000:
+            raise ValueError("count * n exceeds 2e10: split the batch or lower n")
+        return self
+
+
+@dataclass(slots=True)
+class Job:
+    job_id: str
+    batch_id: str
+    kind: JobKind
+    n: int
+    io_ms: int
+    submitted_at: float
+    attempt: int = 1
+    trace_id: str = ""
+
+    def encode(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+
+@dataclass(slots=True)
+class Result:
+    job_id: str
+    batch_id: str
+    kind: JobKind
+    ok: bool
+    value: int
+    submitted_at: float
+    finished_at: float
+    worker: str
+    attempts: int = 1
+    error: str | None = None
+    durations_ms: dict[str, float] = field(default_factory=dict)
+    trace_id: str = ""
+
+    def encode(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+
+def _load(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidMessage(f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidMessage("not a JSON object")
+    return data
+
+
+def _field(data: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    if name not in data:
+        raise InvalidMessage(f"missing field {name!r}")
+    value = data[name]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise InvalidMessage(f"field {name!r} has the wrong type")
+    return value
+
+
+def _kind(data: dict[str, Any]) -> JobKind:
+    raw = _field(data, "kind", str)
+    try:
+        return JobKind(raw)
+    except ValueError:
+        raise InvalidMessage(f"unknown kind {raw!r}") from None
+
+
+def decode_job(body: bytes) -> Job:
+    data = _load(body)
+    n = _field(data, "n", int)
+    io_ms = _field(data, "io_ms", int)
+    if not 2 <= n <= MAX_N or not 0 <= io_ms <= MAX_IO_MS:
+        raise InvalidMessage("parameter out of bounds")
+    return Job(
+        job_id=_field(data, "job_id", str),
+        batch_id=_field(data, "batch_id", str),
+        kind=_kind(data),
+        n=n,
+        io_ms=io_ms,
+        submitted_at=float(_field(data, "submitted_at", (int, float))),
+        attempt=int(data.get("attempt", 1)),
+        trace_id=str(data.get("trace_id", "")),
+    )
+
+
+def decode_result(body: bytes) -> Result:
+    data = _load(body)
+    return Result(
+        job_id=_field(data, "job_id", str),
+        batch_id=_field(data, "batch_id", str),
+        kind=_kind(data),
+        ok=_field(data, "ok", bool),
+        value=_field(data, "value", int),
+        submitted_at=float(_field(data, "submitted_at", (int, float))),
+        finished_at=float(_field(data, "finished_at", (int, float))),
+        worker=str(data.get("worker", "")),
+        attempts=int(data.get("attempts", 1)),
+        error=data.get("error"),
+        durations_ms=dict(data.get("durations_ms") or {}),
+        trace_id=str(data.get("trace_id", "")),
+    )

@@ -1,0 +1,85 @@
+"""One structlog configuration for every service.
+
+JSON lines when output is not a terminal (containers, the launcher's log files), colour
+on a terminal. ``service`` and ``instance`` are bound once at start-up; ``job_id``,
+``batch_id`` and ``trace_id`` are bound per job through context variables, so every line
+logged while a job is handled carries them without threading parameters.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+import structlog
+
+from shared.settings import LogFormat, Settings
+
+SECRET_KEYS = frozenset({"password", "api_key", "amqp_url", "redis_url", "authorization"})
+
+
+def _redact_secrets(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """No secret reaches a log line, whatever a caller passes."""
+    for key in SECRET_KEYS.intersection(event_dict):
+        event_dict[key] = "***"
+    return event_dict
+
+
+def _orjson_dumps(obj: Any, default: Any = None) -> str:
+    return orjson.dumps(obj, default=default).decode()
+
+
+def configure_logging(settings: Settings, service: str, **static: Any) -> structlog.BoundLogger:
+    """Configure structlog for this process and return the service's logger."""
+    level = logging.getLevelNamesMapping()[settings.log_level.upper()]
+    as_json = settings.log_format == LogFormat.JSON or (
+        settings.log_format == LogFormat.AUTO and not sys.stdout.isatty()
+    )
+    renderer: Any = (
+        structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact_secrets,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
+        cache_logger_on_first_use=True,
+    )
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(service=service, instance=settings.instance, **static)
+    logger: structlog.BoundLogger = structlog.get_logger()
+    return logger
+
+
+JOB_CONTEXT_KEYS = ("job_id", "batch_id", "trace_id")
+
+
+@contextmanager
+def job_context(**ids: str) -> Iterator[None]:
+    """Bind job ids to every log line in this task until the block ends."""
+    tokens = structlog.contextvars.bind_contextvars(**{k: v for k, v in ids.items() if v})
+    try:
+        yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
+
+
+def context_headers(headers: Mapping[str, Any] | None) -> dict[str, str]:
+    """The job ids carried in AMQP headers, ready to bind."""
+    if not headers:
+        return {}
+    return {k: str(headers[k]) for k in JOB_CONTEXT_KEYS if headers.get(k)}

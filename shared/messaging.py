@@ -1,0 +1,159 @@
+"""RabbitMQ: robust connections, the namespaced topology, and confirmed publishing.
+
+Guarantees: durable queues, persistent messages, publisher confirms. A publish returns
+only once the broker has confirmed it, so a caller never reports success for a message
+the broker might have lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+
+from shared.names import Names
+from shared.retry import with_retries
+from shared.settings import Settings
+
+PERSISTENT = aio_pika.DeliveryMode.PERSISTENT
+
+
+class PublishFailed(Exception):
+    """Publishing stopped part-way; exactly ``confirmed`` messages were confirmed."""
+
+    def __init__(self, confirmed: int, cause: BaseException) -> None:
+        super().__init__(f"publishing failed after {confirmed} confirmed: {cause!r}")
+        self.confirmed = confirmed
+        self.cause = cause
+
+
+async def connect_amqp(settings: Settings, *, attempts: int = 30) -> AbstractRobustConnection:
+    """A robust connection: once established it reconnects by itself after a broker restart."""
+    url = settings.amqp_url.get_secret_value()
+    return await with_retries(
+        lambda: aio_pika.connect_robust(
+            url, client_properties={"connection_name": settings.instance}
+        ),
+        what="amqp_connect",
+        attempts=attempts,
+    )
+
+
+async def declare_topology(channel: AbstractChannel, names: Names) -> dict[str, AbstractQueue]:
+    """Declare every exchange and queue of the namespace (idempotent)."""
+    dlx = await channel.declare_exchange(
+        names.dead_exchange, aio_pika.ExchangeType.DIRECT, durable=True
+    )
+    dead = await channel.declare_queue(names.dead_queue, durable=True)
+    await dead.bind(dlx, routing_key=names.dead_queue)
+    dead_lettered: dict[str, Any] = {
+        "x-dead-letter-exchange": names.dead_exchange,
+        "x-dead-letter-routing-key": names.dead_queue,
+    }
+    jobs = await channel.declare_queue(names.jobs_queue, durable=True, arguments=dead_lettered)
+    results = await channel.declare_queue(
+        names.results_queue, durable=True, arguments=dead_lettered
+    )
+    retry = await channel.declare_queue(
+        names.retry_queue,
+        durable=True,
+        arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": names.jobs_queue},
+    )
+    return {"jobs": jobs, "results": results, "dead": dead, "retry": retry}
+
+
+def make_message(
+    body: bytes,
+    *,
+    headers: Mapping[str, Any] | None = None,
+    message_id: str | None = None,
+    expiration_s: float | None = None,
+) -> aio_pika.Message:
+    return aio_pika.Message(
+        body,
+        delivery_mode=PERSISTENT,
+        content_type="application/json",
+        headers=dict(headers or {}),
+        message_id=message_id,
+        expiration=expiration_s,
+    )
+
+
+async def publish_confirmed(
+    exchange: AbstractExchange, routing_key: str, message: aio_pika.Message
+) -> None:
+    """Publish and wait for the broker's confirm; raises if it is not confirmed."""
+    await exchange.publish(message, routing_key=routing_key, mandatory=True)
+
+
+async def publish_many_confirmed(
+    exchange: AbstractExchange,
+    items: Iterable[tuple[str, aio_pika.Message]],
+    *,
+    window: int,
+) -> int:
+    """Publish many messages with up to ``window`` confirms in flight at once.
+
+    Returns how many were confirmed. On the first failure it stops publishing, waits for
+    what is in flight and raises :class:`PublishFailed` with the confirmed count, which
+    never includes an unconfirmed message.
+    """
+    slots = asyncio.Semaphore(window)
+    in_flight: set[asyncio.Task[None]] = set()
+    confirmed = 0
+    failure: BaseException | None = None
+
+    def settle(task: asyncio.Task[None]) -> None:
+        nonlocal confirmed, failure
+        in_flight.discard(task)
+        slots.release()
+        if task.cancelled():
+            failure = failure or asyncio.CancelledError()
+        elif task.exception() is not None:
+            failure = failure or task.exception()
+        else:
+            confirmed += 1
+
+    try:
+        for routing_key, message in items:
+            await slots.acquire()
+            if failure is not None:
+                slots.release()
+                break
+            task = asyncio.ensure_future(publish_confirmed(exchange, routing_key, message))
+            in_flight.add(task)
+            task.add_done_callback(settle)
+        if in_flight:
+            await asyncio.wait(set(in_flight))
+    except BaseException:
+        for task in in_flight:
+            task.cancel()
+        raise
+    if failure is not None:
+        raise PublishFailed(confirmed, failure) from failure
+    return confirmed
+
+
+async def queue_depths(connection: AbstractRobustConnection, names: Names) -> dict[str, int]:
+    """Messages ready in each queue of the namespace, or -1 where it does not exist.
+
+    A passive declare creates nothing; because a missing queue closes the channel, each
+    queue is asked on a channel of its own.
+    """
+    depths: dict[str, int] = {}
+    for name in names.queues:
+        try:
+            async with connection.channel(publisher_confirms=False) as channel:
+                queue = await channel.declare_queue(name, passive=True)
+                depths[name] = queue.declaration_result.message_count or 0
+        except aio_pika.exceptions.ChannelClosed:
+            depths[name] = -1
+    return depths

@@ -1,0 +1,98 @@
+"""One typed settings object, read once from ``COORD_*`` environment variables.
+
+Every service, the launcher and the tests receive a :class:`Settings`; nothing else
+reads the environment, so a cluster is fully described by its environment.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from enum import StrEnum
+from functools import cached_property
+
+from pydantic import Field, SecretStr, computed_field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.names import Names
+
+
+class WorkerMode(StrEnum):
+    """Where a worker runs the CPU step of a job."""
+
+    BLOCKING = "blocking"
+    THREADS = "threads"
+    PROCESSES = "processes"
+
+
+class LogFormat(StrEnum):
+    AUTO = "auto"
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class Settings(BaseSettings):
+    """Everything a service needs to know, with safe local defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="COORD_", extra="ignore", frozen=True)
+
+    namespace: str = Field(
+        default="coord",
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$",
+        description="Prefix of every queue, exchange and Redis key, so clusters share servers.",
+    )
+    amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    instance: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = Field(default=8000, ge=1, le=65535)
+    api_key: SecretStr | None = Field(
+        default=None, description="When set, write endpoints require the X-API-Key header."
+    )
+    max_backlog: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Jobs waiting in the jobs queue above which the gateway answers 503.",
+    )
+    publish_window: int = Field(
+        default=512, ge=1, le=100_000, description="Publishes awaiting their confirm at once."
+    )
+    max_wait_s: float = Field(default=60.0, ge=0, le=600)
+
+    worker_mode: WorkerMode = WorkerMode.PROCESSES
+    pool_size: int = Field(default=0, ge=0, le=256, description="0 means one per core.")
+    runners: int = Field(default=64, ge=1, le=10_000)
+    prefetch: int = Field(default=0, ge=0, le=65_535, description="0 means twice the runners.")
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    retry_backoff_s: float = Field(default=0.2, ge=0, le=60)
+    drain_timeout_s: float = Field(default=20.0, ge=0, le=600)
+
+    aggregator_batch: int = Field(default=500, ge=1, le=10_000)
+    aggregator_prefetch: int = Field(default=2000, ge=1, le=65_535)
+    batch_ttl_s: int = Field(default=86_400, ge=60)
+
+    heartbeat_s: float = Field(default=1.0, gt=0, le=60)
+    loop_lag_interval_s: float = Field(default=0.05, gt=0, le=5)
+
+    log_level: str = Field(default="info", pattern=r"(?i)^(debug|info|warning|error)$")
+    log_format: LogFormat = LogFormat.AUTO
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def effective_pool_size(self) -> int:
+        return self.pool_size or (os.cpu_count() or 1)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def effective_prefetch(self) -> int:
+        return self.prefetch or 2 * self.runners
+
+    @cached_property
+    def names(self) -> Names:
+        return Names(self.namespace)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; ``overrides`` win (used by tests and the launcher)."""
+    return Settings(**overrides)  # type: ignore[arg-type]
