@@ -10,6 +10,7 @@ import os
 import socket
 from enum import StrEnum
 from functools import cached_property
+from pathlib import Path
 
 from pydantic import Field, SecretStr, computed_field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -74,6 +75,10 @@ class Settings(BaseSettings):
 
     heartbeat_s: float = Field(default=1.0, gt=0, le=60)
     loop_lag_interval_s: float = Field(default=0.05, gt=0, le=5)
+
+    run_dir: Path = Field(
+        default=Path(".run"), description="Where the local launcher keeps pids, state and logs."
+    )
 
     log_level: str = Field(default="info", pattern=r"(?i)^(debug|info|warning|error)$")
     log_format: LogFormat = LogFormat.AUTO

@@ -1,0 +1,58 @@
+# Two commands on a fresh machine: `make up` runs the cluster, `make test` runs the tests.
+# Both create the virtual environment in .venv/ when it is missing.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+WORKERS ?= 2
+MODE ?= processes
+POOL ?= 0
+PYTEST_ARGS ?=
+
+.PHONY: help venv up down ps status logs test test-unit lint format clean
+
+help:
+	@echo "make up [WORKERS=N] [MODE=blocking|threads|processes] [POOL=P]  start the cluster"
+	@echo "make down | ps | logs                                             stop / list / follow it"
+	@echo "make test                                                          all tests"
+	@echo "make lint                                                          ruff and mypy"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+up: $(STAMP)
+	$(BIN)/cluster up --workers $(WORKERS) --mode $(MODE) --pool $(POOL)
+
+down: $(STAMP)
+	$(BIN)/cluster down
+
+ps status: $(STAMP)
+	$(BIN)/cluster status
+
+logs: $(STAMP)
+	$(BIN)/cluster logs --follow
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy services shared deploy loadtests
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,235 @@
+"""``cluster``: what a person does by hand — up, down, status, submit, logs.
+
+Errors a person can act on are printed as one line and exit 1; no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Annotated, NoReturn
+
+import httpx
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from deploy import compose
+from deploy.local import (
+    ClusterError,
+    ClusterState,
+    cluster_status,
+    start_local_cluster,
+    stop_local_cluster,
+)
+from deploy.logview import (
+    LEVELS,
+    LogFilter,
+    follow_records,
+    parse_line,
+    print_records,
+    read_records,
+)
+from deploy.servers import ServerUnavailable
+from shared.jobs import JobKind
+from shared.settings import Settings, WorkerMode, load_settings
+
+app = typer.Typer(
+    help="Run and drive the coordination cluster.", no_args_is_help=True, add_completion=False
+)
+console = Console()
+errors = Console(stderr=True)
+
+
+def fail(message: str) -> NoReturn:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
+def settings_or_fail(**overrides: object) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fail(f"bad setting COORD_{str(first['loc'][0]).upper()}: {first['msg']}")
+
+
+def use_compose(local: bool) -> bool:
+    return not local and compose.docker_engine_available()
+
+
+@app.command()
+def up(
+    workers: Annotated[int, typer.Option(min=1, max=64, help="worker processes")] = 2,
+    mode: Annotated[WorkerMode, typer.Option(help="where workers run CPU steps")] = (
+        WorkerMode.PROCESSES
+    ),
+    pool: Annotated[int, typer.Option(min=0, max=256, help="pool size; 0 = one per core")] = 0,
+    local: Annotated[bool, typer.Option(help="local processes even if Docker runs")] = False,
+) -> None:
+    """Start the cluster and return once it is healthy."""
+    settings = settings_or_fail()
+    if use_compose(local):
+        compose.compose_up(workers, mode, pool)
+        console.print(f"cluster up (compose): gateway at http://127.0.0.1:{settings.gateway_port}")
+        return
+    started = time.monotonic()
+    try:
+        with console.status(f"starting gateway, {workers} {mode.value} worker(s), aggregator"):
+            state = start_local_cluster(settings, workers=workers, mode=mode, pool_size=pool)
+    except (ClusterError, ServerUnavailable) as exc:
+        fail(str(exc))
+    console.print(
+        f"cluster up in {time.monotonic() - started:.1f}s: {len(state.members)} processes, "
+        f"namespace [bold]{state.namespace}[/], mode {state.mode}, pool {state.pool_size}\n"
+        f"gateway: [bold]{state.gateway_url}[/]   logs: {state.run_dir}/logs   "
+        "stop: make down"
+    )
+
+
+@app.command()
+def down(
+    local: Annotated[bool, typer.Option(help="only the local processes")] = False,
+) -> None:
+    """Stop exactly what `up` started."""
+    settings = settings_or_fail()
+    if ClusterState.load(settings.run_dir.resolve()) is None and use_compose(local):
+        compose.compose_down()
+        return
+    stopped = stop_local_cluster(settings.run_dir, timeout_s=settings.drain_timeout_s + 10)
+    console.print(f"stopped: {', '.join(stopped)}" if stopped else "no local cluster is running")
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Every service instance with its name and pid, and the depth of each queue."""
+    settings = settings_or_fail()
+    report = cluster_status(settings.run_dir)
+    if report is None:
+        if compose.docker_engine_available():
+            compose.compose_ps()
+            return
+        fail("no local cluster is running (start one with `make up`)")
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    heartbeats = {i["instance"]: i for i in report["instances"]}
+    table = Table(title=f"cluster {report['namespace']} at {report['gateway_url']}")
+    for column in ("name", "service", "pid", "alive", "mode", "done", "in flight", "lag p99 ms"):
+        table.add_column(column)
+    for member in report["members"]:
+        beat = heartbeats.get(member["name"], {})
+        done = beat.get("completed", beat.get("folded", beat.get("accepted_jobs", "")))
+        table.add_row(
+            member["name"],
+            member["service"],
+            str(member["pid"]),
+            "yes" if member["alive"] else "[red]no[/]",
+            str(beat.get("mode", "")),
+            str(done),
+            str(beat.get("in_flight", "")),
+            str((beat.get("loop_lag_ms") or {}).get("p99", "")),
+        )
+    for server in report["servers"]:
+        table.add_row(server["name"], "private server", str(server["pid"]), str(server["alive"]))
+    console.print(table)
+    queues = Table(title="queues")
+    queues.add_column("queue")
+    queues.add_column("ready messages", justify="right")
+    for name, depth in report["queues"].items():
+        queues.add_row(name, "missing" if depth < 0 else str(depth))
+    console.print(queues)
+
+
+@app.command()
+def submit(
+    kind: Annotated[JobKind, typer.Option(help="job kind")] = JobKind.CPU,
+    count: Annotated[int, typer.Option(help="jobs in the batch")] = 100,
+    n: Annotated[int, typer.Option(help="cpu/mixed: count primes below n")] = 10_000,
+    io_ms: Annotated[int, typer.Option(help="io/mixed: wait per I/O step")] = 50,
+    wait: Annotated[float, typer.Option(help="seconds to wait for the result; 0 = do not")] = 60,
+    url: Annotated[str | None, typer.Option(help="gateway URL")] = None,
+) -> None:
+    """Submit a batch through the gateway and print its result."""
+    settings = settings_or_fail()
+    base = url or f"http://{settings.gateway_host}:{settings.gateway_port}"
+    headers = {"X-API-Key": settings.api_key.get_secret_value()} if settings.api_key else {}
+    body = {"kind": kind.value, "count": count, "params": {"n": n, "io_ms": io_ms}}
+    try:
+        with httpx.Client(base_url=base, timeout=wait + 30, headers=headers) as client:
+            accepted = client.post("/batches", json=body)
+            if accepted.status_code != 202:
+                fail(f"gateway answered {accepted.status_code}: {_detail(accepted)}")
+            batch = accepted.json()
+            console.print(f"batch [bold]{batch['batch_id']}[/] accepted: {count} {kind} jobs")
+            if wait <= 0:
+                return
+            deadline = time.monotonic() + wait
+            while True:
+                remaining = max(0.0, min(60.0, deadline - time.monotonic()))
+                answer = client.get(f"/batches/{batch['batch_id']}", params={"wait": remaining})
+                result = answer.json()
+                if result["status"] != "running" or time.monotonic() >= deadline:
+                    break
+    except httpx.HTTPError as exc:
+        fail(f"no gateway answers at {base} ({exc.__class__.__name__}); is the cluster up?")
+    print(json.dumps(result, indent=2))
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return json.dumps(response.json().get("detail"))
+    except ValueError:
+        return response.text[:200]
+
+
+@app.command()
+def logs(
+    batch: Annotated[str | None, typer.Option(help="only this batch's lines")] = None,
+    job: Annotated[str | None, typer.Option(help="only this job's lines")] = None,
+    service: Annotated[str | None, typer.Option(help="gateway, worker or aggregator")] = None,
+    level: Annotated[str | None, typer.Option(help="minimum level")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing")] = False,
+) -> None:
+    """Print the cluster's log lines from every service, merged in time order."""
+    if level is not None and level not in LEVELS:
+        fail(f"--level must be one of {', '.join(LEVELS)}")
+    settings = settings_or_fail()
+    log_filter = LogFilter(batch_id=batch, job_id=job, service=service, level=level)
+    log_dir = settings.run_dir / "logs"
+    paths = sorted(log_dir.glob("*.log")) if log_dir.is_dir() else []
+    if not paths:
+        if compose.docker_engine_available():
+            _compose_logs(log_filter, follow)
+            return
+        fail(f"no log files in {log_dir} (start a cluster with `make up`)")
+    try:
+        if follow:
+            print_records(follow_records(paths, log_filter), console)
+        elif print_records(read_records(paths, log_filter), console) == 0:
+            fail("no matching log lines")
+    except KeyboardInterrupt:
+        pass
+
+
+def _compose_logs(log_filter: LogFilter, follow: bool) -> None:
+    process = compose.compose_logs(follow)
+    assert process.stdout is not None
+    records = (parse_line(line) for line in process.stdout)
+    matching = (r for r in records if r is not None and log_filter.matches(r))
+    print_records(matching if follow else sorted(matching, key=lambda r: r["timestamp"]), console)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""The local launcher: the cluster as processes on this machine, when no Docker engine runs.
+
+``start_local_cluster`` records every pid it starts in ``<run_dir>/cluster.json`` before it
+waits for health, so ``stop_local_cluster`` always stops exactly what was started, even
+after a failed start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from deploy.servers import (
+    ServerProcess,
+    ServerUnavailable,
+    host_port,
+    is_listening,
+    pid_alive,
+    start_private_rabbitmq,
+    start_private_redis,
+    stop_process_group,
+)
+from shared.settings import Settings, WorkerMode
+
+STATE_FILE = "cluster.json"
+STOP_ORDER = ("gateway", "worker", "aggregator")
+
+
+class ClusterError(RuntimeError):
+    """Something a person can act on; the CLI prints it as one line."""
+
+
+@dataclass
+class Member:
+    name: str
+    service: str
+    pid: int
+    log: str
+
+    @property
+    def alive(self) -> bool:
+        return pid_alive(self.pid)
+
+
+@dataclass
+class ClusterState:
+    namespace: str
+    gateway_url: str
+    mode: str
+    workers: int
+    pool_size: int
+    run_dir: str
+    env: dict[str, str]
+    members: list[Member] = field(default_factory=list)
+    servers: list[ServerProcess] = field(default_factory=list)
+    started_at: float = field(default_factory=time.time)
+
+    @classmethod
+    def load(cls, run_dir: Path) -> ClusterState | None:
+        path = run_dir / STATE_FILE
+        if not path.exists():
+            return None
+        data = json.loads(path.read_text())
+        data["members"] = [Member(**m) for m in data.get("members", [])]
+        data["servers"] = [ServerProcess(**s) for s in data.get("servers", [])]
+        return cls(**data)
+
+    def save(self) -> None:
+        path = Path(self.run_dir) / STATE_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.replace(path)
+
+    def spawn(
+        self, name: str, service: str, *, python: str, env: dict[str, str], logs: Path
+    ) -> Member:
+        log = logs / f"{name}.log"
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                [python, "-m", f"services.{service}"],
+                env={**env, "COORD_INSTANCE": name},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        member = Member(name=name, service=service, pid=process.pid, log=str(log))
+        self.members.append(member)
+        self.save()
+        return member
+
+
+def service_env(settings: Settings, **overrides: str) -> dict[str, str]:
+    """The environment every service process of this cluster gets."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COORD_")}
+    env.update(
+        {
+            "COORD_NAMESPACE": settings.namespace,
+            "COORD_AMQP_URL": settings.amqp_url.get_secret_value(),
+            "COORD_REDIS_URL": settings.redis_url.get_secret_value(),
+            "COORD_GATEWAY_HOST": settings.gateway_host,
+            "COORD_GATEWAY_PORT": str(settings.gateway_port),
+            "COORD_LOG_FORMAT": "json",
+            "COORD_LOG_LEVEL": settings.log_level,
+            "COORD_RUNNERS": str(settings.runners),
+            "COORD_PREFETCH": str(settings.prefetch),
+            "COORD_MAX_BACKLOG": str(settings.max_backlog),
+            "COORD_DRAIN_TIMEOUT_S": str(settings.drain_timeout_s),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    if settings.api_key is not None:
+        env["COORD_API_KEY"] = settings.api_key.get_secret_value()
+    env.update(overrides)
+    return env
+
+
+def ensure_servers(settings: Settings, state: ClusterState) -> None:
+    """Start private RabbitMQ/Redis where nothing listens on the configured local address."""
+    run_dir = Path(state.run_dir)
+    amqp_host, amqp_port = host_port(settings.amqp_url.get_secret_value(), 5672)
+    if not is_listening(amqp_host, amqp_port):
+        if amqp_host not in ("127.0.0.1", "localhost", "::1"):
+            raise ServerUnavailable(f"RabbitMQ at {amqp_host}:{amqp_port} is not reachable")
+        state.servers.append(start_private_rabbitmq(run_dir, amqp_port))
+        state.save()
+    redis_host, redis_port = host_port(settings.redis_url.get_secret_value(), 6379)
+    if not is_listening(redis_host, redis_port):
+        if redis_host not in ("127.0.0.1", "localhost", "::1"):
+            raise ServerUnavailable(f"Redis at {redis_host}:{redis_port} is not reachable")
+        state.servers.append(start_private_redis(run_dir, redis_port))
+        state.save()
+
+
+def start_local_cluster(
+    settings: Settings,
+    *,
+    workers: int,
+    mode: WorkerMode,
+    pool_size: int = 0,
+    python: str = sys.executable,
+    wait_s: float = 90.0,
+) -> ClusterState:
+    """Start gateway, ``workers`` workers and the aggregator; return once all are healthy."""
+    if workers < 1:
+        raise ClusterError("a cluster needs at least one worker")
+    run_dir = settings.run_dir.resolve()
+    existing = ClusterState.load(run_dir)
+    if existing is not None and any(m.alive for m in existing.members):
+        raise ClusterError(f"a cluster is already running from {run_dir}: run `cluster down`")
+    if is_listening(settings.gateway_host, settings.gateway_port):
+        raise ClusterError(f"port {settings.gateway_port} is taken: set COORD_GATEWAY_PORT")
+    logs = run_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    state = ClusterState(
+        namespace=settings.namespace,
+        gateway_url=f"http://{settings.gateway_host}:{settings.gateway_port}",
+        mode=mode.value,
+        workers=workers,
+        pool_size=pool_size or settings.effective_pool_size,
+        run_dir=str(run_dir),
+        env={},
+    )
+    state.save()
+    try:
+        ensure_servers(settings, state)
+        env = service_env(settings, COORD_WORKER_MODE=mode.value, COORD_POOL_SIZE=str(pool_size))
+        state.env = {k: v for k, v in env.items() if k.startswith("COORD_") and "URL" not in k}
+        state.spawn("aggregator", "aggregator", python=python, env=env, logs=logs)
+        for index in range(1, workers + 1):
+            state.spawn(f"worker-{index}", "worker", python=python, env=env, logs=logs)
+        state.spawn("gateway", "gateway", python=python, env=env, logs=logs)
+        wait_healthy(state, timeout_s=wait_s)
+    except BaseException:
+        stop_local_cluster(run_dir, timeout_s=5)
+        raise
+    return state
+
+
+def wait_healthy(state: ClusterState, *, timeout_s: float) -> None:
+    """Ready means: gateway /readyz answers 200 and every member sends heartbeats."""
+    expected = {m.name for m in state.members}
+    deadline = time.monotonic() + timeout_s
+    seen: set[str] = set()
+    with httpx.Client(base_url=state.gateway_url, timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            for member in state.members:
+                if not member.alive:
+                    raise ClusterError(
+                        f"{member.name} exited during start-up: {last_line(Path(member.log))}"
+                    )
+            try:
+                if client.get("/readyz").status_code == 200:
+                    instances = client.get("/instances").json()["instances"]
+                    seen = {i["instance"] for i in instances if time.time() - i["last_seen"] < 5}
+                    if expected <= seen:
+                        return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+    raise ClusterError(
+        f"cluster not healthy after {timeout_s:.0f}s; waiting for {sorted(expected - seen)}"
+    )
+
+
+def stop_local_cluster(run_dir: Path, *, timeout_s: float = 30.0) -> list[str]:
+    """Stop every process the state file names, gateway first, aggregator last."""
+    run_dir = run_dir.resolve()
+    state = ClusterState.load(run_dir)
+    if state is None:
+        return []
+    stopped: list[str] = []
+    for service in STOP_ORDER:
+        for member in (m for m in state.members if m.service == service):
+            stop_process_group(member.pid, timeout_s=timeout_s)
+            stopped.append(member.name)
+    for server in reversed(state.servers):
+        stop_process_group(server.pid, timeout_s=timeout_s)
+        stopped.append(server.name)
+    (run_dir / STATE_FILE).unlink(missing_ok=True)
+    return stopped
+
+
+def cluster_status(run_dir: Path) -> dict[str, Any] | None:
+    """Every member with its pid and liveness, the live heartbeats and the queue depths."""
+    state = ClusterState.load(run_dir.resolve())
+    if state is None:
+        return None
+    report: dict[str, Any] = {
+        "namespace": state.namespace,
+        "gateway_url": state.gateway_url,
+        "mode": state.mode,
+        "members": [{**asdict(m), "alive": m.alive} for m in state.members],
+        "servers": [{**s.to_dict(), "alive": pid_alive(s.pid)} for s in state.servers],
+        "instances": [],
+        "queues": {},
+    }
+    try:
+        data = httpx.get(f"{state.gateway_url}/instances", timeout=3).json()
+        report["instances"] = data["instances"]
+        report["queues"] = data["queues"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        report["gateway_reachable"] = False
+    return report
+
+
+def last_line(path: Path) -> str:
+    try:
+        lines = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return lines[-1][:300] if lines else "(empty log)"

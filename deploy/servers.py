@@ -1,0 +1,157 @@
+"""RabbitMQ and Redis for a local cluster: use what listens, or start private instances.
+
+A private instance runs in the foreground of its own session with its data under the run
+directory, so it is stopped by its pid and never touches a server someone else runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class ServerUnavailable(RuntimeError):
+    """A server is needed, nothing listens, and it cannot be started here."""
+
+
+@dataclass
+class ServerProcess:
+    name: str
+    pid: int
+    port: int
+    log: str
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def host_port(url: str, default_port: int) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+def is_listening(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def wait_listening(host: str, port: int, *, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if is_listening(host, port):
+            return
+        time.sleep(0.2)
+    raise ServerUnavailable(f"{what} did not start listening on {host}:{port} in {timeout_s:.0f}s")
+
+
+def start_private_redis(run_dir: Path, port: int, *, password: str | None = None) -> ServerProcess:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise ServerUnavailable(
+            "Redis is not reachable and redis-server is not installed: "
+            "install it (apt-get install redis-server) or set COORD_REDIS_URL"
+        )
+    data = run_dir / f"redis-{port}"
+    data.mkdir(parents=True, exist_ok=True)
+    log = data / "redis.log"
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    argv += ["--dir", str(data.resolve()), "--logfile", str(log.resolve())]
+    if password:
+        argv += ["--requirepass", password]
+    process = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    wait_listening("127.0.0.1", port, timeout_s=15, what="redis-server")
+    return ServerProcess("redis", process.pid, port, str(log))
+
+
+def start_private_rabbitmq(run_dir: Path, port: int) -> ServerProcess:
+    """A RabbitMQ node of its own name, ports and data, next to any other on the machine."""
+    binary = shutil.which("rabbitmq-server")
+    if binary is None:
+        raise ServerUnavailable(
+            "RabbitMQ is not reachable and rabbitmq-server is not installed: "
+            "install it (apt-get install rabbitmq-server) or set COORD_AMQP_URL"
+        )
+    base = (run_dir / f"rabbitmq-{port}").resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "RABBITMQ_NODENAME": f"coord{port}@localhost",
+        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_NODE_PORT": str(port),
+        "RABBITMQ_DIST_PORT": str(port + 20000),
+        "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(base / "log"),
+        "RABBITMQ_PID_FILE": str(base / "rabbitmq.pid"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
+        "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq"),
+    }
+    (base / "enabled_plugins").write_text("[].\n")
+    (base / "rabbitmq.conf").write_text("loopback_users = none\n")
+    log = base / "server.out"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [binary], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    wait_listening("127.0.0.1", port, timeout_s=90, what="rabbitmq-server")
+    return ServerProcess("rabbitmq", process.pid, port, str(log))
+
+
+def stop_process_group(pid: int, *, timeout_s: float) -> bool:
+    """Stop a process we started in a session of its own; True when it stopped in time.
+
+    SIGTERM goes to the leader alone, so a worker drains while its pool processes keep
+    computing; whatever is left of the session when the leader exits (or misses the
+    deadline) is killed.
+    """
+    stopped = True
+    if pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        stopped = not pid_alive(pid)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    wait_gone(pid, timeout_s=5)
+    return stopped
+
+
+def wait_gone(pid: int, *, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs and is not a zombie waiting to be reaped."""
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        if reaped == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
