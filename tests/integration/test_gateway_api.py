@@ -1,0 +1,89 @@
+"""The gateway app in-process against the real broker and Redis (no workers running)."""
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from services.gateway.app import create_app
+from shared.settings import Settings
+
+
+async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield client
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async for c in serve(create_app(settings)):
+        yield c
+
+
+async def test_accepted_batch_is_published_and_running(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    answer = await client.post("/batches", json={"kind": "io", "count": 25, "params": {"io_ms": 1}})
+    assert answer.status_code == 202
+    batch = answer.json()
+    assert batch["expected"] == 25
+    status = (await client.get(f"/batches/{batch['batch_id']}")).json()
+    assert (status["status"], status["completed"], status["expected"]) == ("running", 0, 25)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"kind": "gpu", "count": 1}, "kind"),
+        ({"kind": "cpu", "count": 0}, "count"),
+        ({"kind": "cpu", "count": 100_001}, "count"),
+        ({"kind": "cpu", "count": 1, "params": {"n": 2_000_001}}, "n"),
+        ({"kind": "io", "count": 1, "params": {"io_ms": -1}}, "io_ms"),
+        ({"kind": "io", "count": 1, "params": {"io_ms": 10_001}}, "io_ms"),
+        ({"kind": "io", "count": "many"}, "count"),
+        ({"count": 1}, "kind"),
+    ],
+)
+async def test_bad_batches_get_422_with_the_field(
+    client: httpx.AsyncClient, body: dict[str, object], field: str
+) -> None:
+    answer = await client.post("/batches", json=body)
+    assert answer.status_code == 422
+    assert any(field in error["loc"] for error in answer.json()["detail"])
+
+
+async def test_unknown_and_malformed_batch_ids(client: httpx.AsyncClient) -> None:
+    assert (await client.get(f"/batches/{'0' * 32}")).status_code == 404
+    assert (await client.get("/batches/not-an-id")).status_code == 422
+    assert (await client.get(f"/batches/{'0' * 32}?wait=61")).status_code == 422
+
+
+async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"broker": True, "redis": True}
+
+
+async def test_api_key_guards_writes_when_configured(settings: Settings) -> None:
+    guarded = settings.model_copy(update={"api_key": "sekrit"})
+    async for client in serve(create_app(guarded)):
+        body = {"kind": "io", "count": 1}
+        assert (await client.post("/batches", json=body)).status_code == 401
+        wrong = await client.post("/batches", json=body, headers={"X-API-Key": "nope"})
+        assert wrong.status_code == 401
+        right = await client.post("/batches", json=body, headers={"X-API-Key": "sekrit"})
+        assert right.status_code == 202
+        assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_backlog_limit_answers_503_with_retry_after(settings: Settings) -> None:
+    limited = settings.model_copy(update={"max_backlog": 10})
+    async for client in serve(create_app(limited)):
+        answer = await client.post("/batches", json={"kind": "io", "count": 11})
+        assert answer.status_code == 503
+        assert answer.headers["Retry-After"]
+        assert "backlog" in answer.json()["detail"]

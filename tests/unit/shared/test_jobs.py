@@ -1,0 +1,71 @@
+import orjson
+import pytest
+from pydantic import ValidationError
+
+from shared.jobs import (
+    MAX_IO_MS,
+    MAX_N,
+    BatchRequest,
+    InvalidMessage,
+    Job,
+    JobKind,
+    Result,
+    decode_job,
+    decode_result,
+)
+
+
+def make_job(**changes: object) -> Job:
+    fields: dict[str, object] = dict(
+        job_id="b.1", batch_id="b", kind=JobKind.CPU, n=10_000, io_ms=5, submitted_at=1.5
+    )
+    fields.update(changes)
+    return Job(**fields)  # type: ignore[arg-type]
+
+
+def test_job_round_trips_through_the_wire() -> None:
+    job = make_job(attempt=2, trace_id="t")
+    assert decode_job(job.encode()) == job
+
+
+def test_result_round_trips_through_the_wire() -> None:
+    result = Result(
+        job_id="b.1", batch_id="b", kind=JobKind.IO, ok=True, value=5,
+        submitted_at=1.0, finished_at=2.0, worker="w", durations_ms={"io": 5.1},
+    )
+    assert decode_result(result.encode()) == result
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"not json", "not valid JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (orjson.dumps({"batch_id": "b"}), "missing field"),
+        (orjson.dumps({**orjson.loads(make_job().encode()), "kind": "gpu"}), "unknown kind"),
+        (orjson.dumps({**orjson.loads(make_job().encode()), "n": "10"}), "wrong type"),
+        (orjson.dumps({**orjson.loads(make_job().encode()), "n": True}), "wrong type"),
+        (orjson.dumps({**orjson.loads(make_job().encode()), "n": MAX_N + 1}), "out of bounds"),
+    ],
+)
+def test_decode_job_rejects_what_can_never_be_processed(body: bytes, reason: str) -> None:
+    with pytest.raises(InvalidMessage, match=reason):
+        decode_job(body)
+
+
+def test_batch_request_defaults_and_bounds() -> None:
+    request = BatchRequest.model_validate({"kind": "io", "count": 3})
+    assert request.params.io_ms >= 0
+    with pytest.raises(ValidationError, match="count"):
+        BatchRequest.model_validate({"kind": "cpu", "count": 0})
+    with pytest.raises(ValidationError, match="io_ms"):
+        BatchRequest.model_validate({"kind": "io", "count": 1, "params": {"io_ms": MAX_IO_MS + 1}})
+    with pytest.raises(ValidationError, match="extra"):
+        BatchRequest.model_validate({"kind": "io", "count": 1, "surprise": 1})
+
+
+def test_batch_request_bounds_the_whole_batch() -> None:
+    with pytest.raises(ValidationError, match="exceeds"):
+        BatchRequest.model_validate(
+            {"kind": "cpu", "count": 100_000, "params": {"n": MAX_N}}
+        )
