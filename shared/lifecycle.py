@@ -32,6 +32,18 @@ def _request_stop(stop: asyncio.Event, signum: int) -> None:
     stop.set()
 
 
+def raise_if_cancelling(cause: BaseException | None = None) -> None:
+    """Raise the cancellation a client library swallowed or turned into its own error.
+
+    aiormq and redis-py can answer a cancellation that lands mid-call with a channel or
+    connection error, or absorb it; a periodic loop that carried on would never stop. Loops
+    call this in their error path and before they sleep.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling() > 0:
+        raise asyncio.CancelledError from cause
+
+
 class Heartbeat:
     """Publishes this instance's identity and live figures to Redis every ``interval_s``.
 
@@ -72,7 +84,9 @@ class Heartbeat:
                     self.names.instances, self.identity["instance"], self.payload()
                 )
             except RedisError as exc:
+                raise_if_cancelling(exc)
                 log.warning("heartbeat_failed", error=repr(exc))
+            raise_if_cancelling()
             await asyncio.sleep(self.interval_s)
 
     async def remove(self) -> None:

@@ -145,15 +145,21 @@ async def publish_many_confirmed(
 async def queue_depths(connection: AbstractRobustConnection, names: Names) -> dict[str, int]:
     """Messages ready in each queue of the namespace, or -1 where it does not exist.
 
-    A passive declare creates nothing; because a missing queue closes the channel, each
-    queue is asked on a channel of its own.
+    A passive declare creates nothing; because a missing queue closes the channel, the
+    next queue is asked on a fresh one.
     """
     depths: dict[str, int] = {}
-    for name in names.queues:
-        try:
-            async with connection.channel(publisher_confirms=False) as channel:
+    channel = await connection.channel(publisher_confirms=False)
+    try:
+        for name in names.queues:
+            if channel.is_closed:
+                channel = await connection.channel(publisher_confirms=False)
+            try:
                 queue = await channel.declare_queue(name, passive=True)
                 depths[name] = queue.declaration_result.message_count or 0
-        except aio_pika.exceptions.ChannelClosed:
-            depths[name] = -1
+            except aio_pika.exceptions.ChannelClosed:
+                depths[name] = -1
+    finally:
+        if not channel.is_closed:
+            await channel.close()
     return depths

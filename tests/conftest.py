@@ -65,7 +65,7 @@ def servers(request: pytest.FixtureRequest) -> ServerUrls:
         amqp_port = docker_services.port_for("rabbitmq", 5672)
         redis_port = docker_services.port_for("redis", 6379)
         docker_services.wait_until_responsive(
-            check=lambda: is_listening(docker_ip, amqp_port) and is_listening(docker_ip, redis_port),
+            check=lambda: all(is_listening(docker_ip, p) for p in (amqp_port, redis_port)),
             timeout=90,
             pause=1,
         )
@@ -102,9 +102,7 @@ def namespace() -> str:
 
 
 @pytest.fixture
-async def settings(
-    servers: ServerUrls, namespace: str, tmp_path: Path
-) -> AsyncIterator[Settings]:
+async def settings(servers: ServerUrls, namespace: str, tmp_path: Path) -> AsyncIterator[Settings]:
     """Settings for one test: its own namespace, port and run directory, purged afterwards."""
     test_settings = load_settings(
         namespace=namespace,

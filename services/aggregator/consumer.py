@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from services.aggregator.fold import ResultFolder
 from services.aggregator.pending import PendingResults
 from shared.jobs import InvalidMessage, decode_result
+from shared.lifecycle import raise_if_cancelling
 from shared.logging import context_headers, job_context
 from shared.settings import Settings
 
@@ -64,6 +65,7 @@ class ResultConsumer:
         try:
             outcome = await self.folder.fold([result for _, result in taken])
         except RedisError as exc:
+            raise_if_cancelling(exc)
             log.error("fold_failed", error=repr(exc), results=len(taken))
             for message, _ in taken:
                 with contextlib.suppress(Exception):

@@ -7,6 +7,7 @@ import asyncio
 import structlog
 from aio_pika.abc import AbstractRobustConnection
 
+from shared.lifecycle import raise_if_cancelling
 from shared.messaging import queue_depths
 from shared.names import Names
 
@@ -32,5 +33,7 @@ class BacklogMonitor:
             try:
                 self.depths = await queue_depths(self.connection, self.names)
             except Exception as exc:
+                raise_if_cancelling(exc)
                 log.warning("queue_depth_unavailable", error=repr(exc))
+            raise_if_cancelling()
             await asyncio.sleep(self.interval_s)

@@ -13,6 +13,8 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shared.lifecycle import raise_if_cancelling
+
 log = structlog.get_logger()
 
 
@@ -34,6 +36,7 @@ class BatchWaiters:
                     async for message in pubsub.listen():
                         self.wake(str(message["data"]))
             except RedisError as exc:
+                raise_if_cancelling(exc)
                 self.subscribed.clear()
                 log.warning("batch_waiters_resubscribing", error=repr(exc))
                 self.wake_all()

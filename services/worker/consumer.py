@@ -17,6 +17,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMess
 from services.worker.executors import CpuRunner
 from services.worker.steps import JobSteps
 from shared.jobs import InvalidMessage, Job, Result, decode_job
+from shared.lifecycle import raise_if_cancelling
 from shared.logging import context_headers, job_context
 from shared.messaging import make_message, publish_confirmed
 from shared.settings import Settings
@@ -75,6 +76,7 @@ class JobConsumer:
             try:
                 await self.handle(message)
             except Exception as exc:
+                raise_if_cancelling(exc)
                 log.exception("job_handling_failed", error=repr(exc))
                 with contextlib.suppress(Exception):
                     await message.nack(requeue=True)
@@ -99,6 +101,7 @@ class JobConsumer:
         try:
             value, durations = await self.steps.run(job)
         except Exception as exc:
+            raise_if_cancelling(exc)
             await self.on_step_failed(job, message, exc)
             return
         await self.publish_result(job, ok=True, value=value, durations=durations, error=None)

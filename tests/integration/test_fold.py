@@ -12,15 +12,26 @@ from shared.settings import Settings
 def result(batch_id: str, index: int, value: int = 1229, ok: bool = True) -> Result:
     now = time.time()
     return Result(
-        job_id=f"{batch_id}.{index}", batch_id=batch_id, kind=JobKind.CPU, ok=ok,
-        value=value, submitted_at=now - 0.05, finished_at=now, worker="w",
+        job_id=f"{batch_id}.{index}",
+        batch_id=batch_id,
+        kind=JobKind.CPU,
+        ok=ok,
+        value=value,
+        submitted_at=now - 0.05,
+        finished_at=now,
+        worker="w",
     )
 
 
 async def new_batch(redis: Redis, settings: Settings, batch_id: str, expected: int) -> None:
     await create_batch(
-        redis, settings.names, batch_id=batch_id, kind=JobKind.CPU, expected=expected,
-        params=JobParams(n=10_000), ttl_s=600,
+        redis,
+        settings.names,
+        batch_id=batch_id,
+        kind=JobKind.CPU,
+        expected=expected,
+        params=JobParams(n=10_000),
+        ttl_s=600,
     )
 
 

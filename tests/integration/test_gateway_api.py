@@ -1,15 +1,18 @@
 """The gateway app in-process against the real broker and Redis (no workers running)."""
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from services.gateway.app import create_app
 from shared.settings import Settings
 
 
+@asynccontextmanager
 async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -19,7 +22,7 @@ async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async for c in serve(create_app(settings)):
+    async with serve(create_app(settings)) as c:
         yield c
 
 
@@ -69,8 +72,8 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
 
 
 async def test_api_key_guards_writes_when_configured(settings: Settings) -> None:
-    guarded = settings.model_copy(update={"api_key": "sekrit"})
-    async for client in serve(create_app(guarded)):
+    guarded = settings.model_copy(update={"api_key": SecretStr("sekrit")})
+    async with serve(create_app(guarded)) as client:
         body = {"kind": "io", "count": 1}
         assert (await client.post("/batches", json=body)).status_code == 401
         wrong = await client.post("/batches", json=body, headers={"X-API-Key": "nope"})
@@ -82,7 +85,7 @@ async def test_api_key_guards_writes_when_configured(settings: Settings) -> None
 
 async def test_backlog_limit_answers_503_with_retry_after(settings: Settings) -> None:
     limited = settings.model_copy(update={"max_backlog": 10})
-    async for client in serve(create_app(limited)):
+    async with serve(create_app(limited)) as client:
         answer = await client.post("/batches", json={"kind": "io", "count": 11})
         assert answer.status_code == 503
         assert answer.headers["Retry-After"]

@@ -12,21 +12,35 @@ def write(path: Path, *records: dict[str, object]) -> None:
 def test_records_from_all_services_merge_in_time_order(tmp_path: Path) -> None:
     write(
         tmp_path / "gateway.log",
-        {"event": "batch_accepted", "batch_id": "b1", "service": "gateway",
-         "timestamp": "2026-01-01T00:00:01.000000Z"},
-        {"event": "batch_accepted", "batch_id": "b2", "service": "gateway",
-         "timestamp": "2026-01-01T00:00:02.000000Z"},
+        {
+            "event": "batch_accepted",
+            "batch_id": "b1",
+            "service": "gateway",
+            "timestamp": "2026-01-01T00:00:01.000000Z",
+        },
+        {
+            "event": "batch_accepted",
+            "batch_id": "b2",
+            "service": "gateway",
+            "timestamp": "2026-01-01T00:00:02.000000Z",
+        },
     )
     write(
         tmp_path / "worker-1.log",
-        {"event": "job_completed", "batch_id": "b1", "job_id": "b1.0", "service": "worker",
-         "timestamp": "2026-01-01T00:00:01.500000Z"},
+        {
+            "event": "job_completed",
+            "batch_id": "b1",
+            "job_id": "b1.0",
+            "service": "worker",
+            "timestamp": "2026-01-01T00:00:01.500000Z",
+        },
     )
     records = read_records(sorted(tmp_path.glob("*.log")), LogFilter(batch_id="b1"))
     assert [r["event"] for r in records] == ["batch_accepted", "job_completed"]
-    assert read_records(sorted(tmp_path.glob("*.log")), LogFilter(job_id="b1.0"))[0][
-        "service"
-    ] == "worker"
+    assert (
+        read_records(sorted(tmp_path.glob("*.log")), LogFilter(job_id="b1.0"))[0]["service"]
+        == "worker"
+    )
 
 
 def test_level_filter_is_a_minimum() -> None:

@@ -30,8 +30,15 @@ def test_job_round_trips_through_the_wire() -> None:
 
 def test_result_round_trips_through_the_wire() -> None:
     result = Result(
-        job_id="b.1", batch_id="b", kind=JobKind.IO, ok=True, value=5,
-        submitted_at=1.0, finished_at=2.0, worker="w", durations_ms={"io": 5.1},
+        job_id="b.1",
+        batch_id="b",
+        kind=JobKind.IO,
+        ok=True,
+        value=5,
+        submitted_at=1.0,
+        finished_at=2.0,
+        worker="w",
+        durations_ms={"io": 5.1},
     )
     assert decode_result(result.encode()) == result
 
@@ -66,6 +73,4 @@ def test_batch_request_defaults_and_bounds() -> None:
 
 def test_batch_request_bounds_the_whole_batch() -> None:
     with pytest.raises(ValidationError, match="exceeds"):
-        BatchRequest.model_validate(
-            {"kind": "cpu", "count": 100_000, "params": {"n": MAX_N}}
-        )
+        BatchRequest.model_validate({"kind": "cpu", "count": 100_000, "params": {"n": MAX_N}})
