@@ -18,7 +18,6 @@ from redis.asyncio import Redis
 from shared.jobs import JobKind, JobParams
 from shared.names import Names
 
-
 WORKER_FIELD = "worker:"
 """Prefix of the batch-hash fields counting each worker's jobs (the fold script writes them)."""
 

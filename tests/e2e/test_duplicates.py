@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -18,7 +19,17 @@ def aggregator_stats(gateway_url: str) -> dict[str, int]:
     return next(i for i in instances if i["service"] == "aggregator")
 
 
-async def test_redelivered_results_are_absorbed(
+async def replay(settings: Settings, results: list[Result]) -> None:
+    """Publish results straight to the results queue, as a redelivery would."""
+    connection = await connect_amqp(settings, attempts=3)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        queue = settings.names.results_queue
+        messages = [(queue, make_message(result.encode())) for result in results]
+        await publish_many_confirmed(channel.default_exchange, messages, window=64)
+
+
+def test_redelivered_results_are_absorbed(
     start_cluster: ClusterFactory, settings: Settings
 ) -> None:
     cluster = start_cluster(workers=1, mode=WorkerMode.THREADS)
@@ -38,12 +49,7 @@ async def test_redelivered_results_are_absorbed(
         )
         for index in range(20)
     ]
-    connection = await connect_amqp(settings, attempts=3)
-    async with connection:
-        channel = await connection.channel(publisher_confirms=True)
-        queue = settings.names.results_queue
-        messages = [(queue, make_message(copy.encode())) for copy in copies * 2]
-        await publish_many_confirmed(channel.default_exchange, messages, window=64)
+    asyncio.run(replay(settings, copies * 2))
 
     deadline = time.monotonic() + 15
     while aggregator_stats(cluster.gateway_url)["duplicates"] < 40:
