@@ -52,7 +52,7 @@ class Settings(BaseSettings):
         default=None, description="When set, write endpoints require the X-API-Key header."
     )
     max_backlog: int = Field(
-        default=1_000_000,
+        default=200_000,
         ge=1,
         description="Jobs waiting in the jobs queue above which the gateway answers 503.",
     )
