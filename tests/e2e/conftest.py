@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -20,11 +21,16 @@ def submit(gateway_url: str, kind: str, count: int, **params: int) -> str:
 
 def wait_done(gateway_url: str, batch_id: str, *, timeout_s: float = 60) -> Batch:
     """Long-poll the batch until it is done; fail with its last status otherwise."""
-    answer = httpx.get(
-        f"{gateway_url}/batches/{batch_id}", params={"wait": timeout_s}, timeout=timeout_s + 10
-    )
-    assert answer.status_code == 200, answer.text
-    status: Batch = answer.json()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        wait_s = max(0.0, min(60.0, deadline - time.monotonic()))
+        answer = httpx.get(
+            f"{gateway_url}/batches/{batch_id}", params={"wait": wait_s}, timeout=wait_s + 10
+        )
+        assert answer.status_code == 200, answer.text
+        status: Batch = answer.json()
+        if status["status"] != "running" or time.monotonic() >= deadline:
+            break
     assert status["status"] == "done", status
     return status
 

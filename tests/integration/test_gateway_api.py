@@ -6,7 +6,6 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 from fastapi import FastAPI
-from pydantic import SecretStr
 
 from services.gateway.app import create_app
 from shared.settings import Settings
@@ -72,7 +71,7 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
 
 
 async def test_api_key_guards_writes_when_configured(settings: Settings) -> None:
-    guarded = settings.model_copy(update={"api_key": SecretStr("sekrit")})
+    guarded = settings.replace(api_key="sekrit")
     async with serve(create_app(guarded)) as client:
         body = {"kind": "io", "count": 1}
         assert (await client.post("/batches", json=body)).status_code == 401
@@ -84,7 +83,7 @@ async def test_api_key_guards_writes_when_configured(settings: Settings) -> None
 
 
 async def test_backlog_limit_answers_503_with_retry_after(settings: Settings) -> None:
-    limited = settings.model_copy(update={"max_backlog": 10})
+    limited = settings.replace(max_backlog=10)
     async with serve(create_app(limited)) as client:
         answer = await client.post("/batches", json={"kind": "io", "count": 11})
         assert answer.status_code == 503
