@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     aggregator_prefetch: int = Field(default=2000, ge=1, le=65_535)
     batch_ttl_s: int = Field(default=86_400, ge=60)
 
+    redis_max_connections: int = Field(default=256, ge=4, le=10_000)
+
     heartbeat_s: float = Field(default=1.0, gt=0, le=60)
     loop_lag_interval_s: float = Field(default=0.05, gt=0, le=5)
 
