@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from loadtests.names import BATCH_REQUEST_TYPE, DONE_PREFIX
 from loadtests.options import default_host
 from loadtests.profile import DEFAULT_MIX, ProfileError, parse_mix
 from loadtests.reports import new_run_dir, point_latest
@@ -32,7 +33,6 @@ from shared.settings import load_settings
 HERE = Path(__file__).resolve().parent
 LOCUSTFILE = HERE / "locustfile.py"
 SHAPES_FILE = HERE / "shapes.py"
-DONE_PREFIX = "/batches [done] "
 RUN_TIME = re.compile(r"^(\d+h)?(\d+m)?(\d+s)?$|^\d+$")
 PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
@@ -188,14 +188,14 @@ def print_summary(summary: dict[str, Any]) -> None:
         table.add_column(column, justify="left" if column == "type" else "right")
     labels = {
         "POST": "POST /batches",
-        "GET": "GET long-poll",
+        "GET": "GET ?wait=",
         "HTTP": "HTTP all",
-        "BATCH": "BATCH submit->done",
+        "BATCH": "BATCH all",
     }
     batch_rows = [
         (escape(r["name"].removeprefix(DONE_PREFIX)), r)
         for r in summary["rows"]
-        if r["type"] == "BATCH"
+        if r["type"] == BATCH_REQUEST_TYPE
     ]
     rows = [(labels[key], summary["groups"][key]) for key in labels]
     for label, row in rows + [(f"  done {name}", row) for name, row in batch_rows]:

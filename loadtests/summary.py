@@ -14,7 +14,7 @@ from typing import Any
 
 from locust.stats import RequestStats, StatsEntry
 
-from loadtests.users import BATCH_REQUEST_TYPE
+from loadtests.names import BATCH_REQUEST_TYPE
 
 PERCENTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
 

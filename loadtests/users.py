@@ -14,11 +14,9 @@ from typing import Any, ClassVar
 
 from locust import FastHttpUser, task
 
+from loadtests.names import BATCH_REQUEST_TYPE, WAIT_NAME, done_name, submit_name
 from loadtests.profile import LoadProfile
 from shared.jobs import JobKind
-
-BATCH_REQUEST_TYPE = "BATCH"
-WAIT_NAME = "/batches/{id}?wait"
 
 
 class BatchNotDone(Exception):
@@ -34,14 +32,6 @@ def describe(response: Any) -> str:
     if getattr(response, "error", None) and not response.status_code:
         return f"no answer: {response.error!r}"
     return f"HTTP {response.status_code}: {(response.text or '')[:200]}"
-
-
-def submit_name(kind: JobKind) -> str:
-    return f"/batches [{kind.value}]"
-
-
-def done_name(kind: JobKind) -> str:
-    return f"/batches [done] {kind.value}"
 
 
 class ClusterUser(FastHttpUser):
