@@ -75,3 +75,6 @@ load: $(STAMP)
 
 load-ui: $(STAMP)
 	$(BIN)/python -m loadtests.run ui $(LOAD_OPTS) -- $(LOAD_ARGS)
+
+bench-gateway: $(STAMP)
+	$(BIN)/python -m loadtests.bench_gateway $(BENCH_ARGS)
