@@ -35,7 +35,9 @@ class LogFormat(StrEnum):
 class Settings(BaseSettings):
     """Everything a service needs to know, with safe local defaults."""
 
-    model_config = SettingsConfigDict(env_prefix="COORD_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="COORD_", extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     namespace: str = Field(
         default="coord",
