@@ -142,7 +142,7 @@ class Metrics:
             "coord_jobs_in_flight", "Jobs a runner task is handling now.", WORKER, registry=r
         )
         self.pool_busy = Gauge(
-            "coord_pool_busy", "CPU steps running now (pool occupancy).", WORKER, registry=r
+            "coord_pool_busy", "CPU steps running or waiting for a pool slot.", WORKER, registry=r
         )
         self.pool_size = Gauge(
             "coord_pool_size",
@@ -271,6 +271,15 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+    def serve_if_enabled(self, host: str, port: int) -> MetricsServer | None:
+        """:meth:`serve` unless ``port`` is 0; a taken port ends the service with one line."""
+        if port == 0:
+            return None
+        try:
+            return self.serve(host, port)
+        except OSError as exc:
+            raise SystemExit(f"cannot serve /metrics on {host}:{port}: {exc.strerror}") from exc
 
     def serve(self, host: str, port: int) -> MetricsServer:
         """Serve ``/metrics`` from a daemon thread; scraping then never waits on the loop.

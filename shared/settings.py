@@ -73,6 +73,17 @@ class Settings(BaseSettings):
     aggregator_prefetch: int = Field(default=2000, ge=1, le=65_535)
     batch_ttl_s: int = Field(default=86_400, ge=60)
 
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Address of a worker's or aggregator's /metrics server."
+    )
+    metrics_port: int = Field(
+        default=9100,
+        ge=0,
+        le=65535,
+        description="Port of a worker's or aggregator's /metrics; 0 = off. The gateway "
+        "serves /metrics on its HTTP port.",
+    )
+
     heartbeat_s: float = Field(default=1.0, gt=0, le=60)
     loop_lag_interval_s: float = Field(default=0.05, gt=0, le=5)
 
