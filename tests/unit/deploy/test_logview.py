@@ -52,3 +52,13 @@ def test_non_json_lines_are_skipped_and_records_render() -> None:
     assert parse_line(b"INFO: uvicorn says hi") is None
     text = render({"event": "job_completed", "service": "worker", "level": "info", "value": 3})
     assert "job_completed" in text.plain and "value=3" in text.plain
+
+
+def test_job_filter_keeps_the_batch_level_lines_of_its_batch() -> None:
+    job = LogFilter(job_id="b1.7")
+    assert job.matches({"event": "batch_accepted", "batch_id": "b1", "service": "gateway"})
+    assert job.matches({"event": "job_completed", "batch_id": "b1", "job_id": "b1.7"})
+    assert job.matches({"event": "batch_completed", "batch_id": "b1", "service": "aggregator"})
+    assert not job.matches({"event": "job_completed", "batch_id": "b1", "job_id": "b1.8"})
+    assert not job.matches({"event": "batch_accepted", "batch_id": "b2"})
+    assert not job.matches({"event": "worker_started", "service": "worker"})
