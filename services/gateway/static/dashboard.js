@@ -111,13 +111,13 @@ function renderTable(instances, rates) {
   }
 }
 
-function niceMax(value) {
-  if (!(value > 0)) return 1;
-  const magnitude = 10 ** Math.floor(Math.log10(value));
-  for (const step of [1, 2, 2.5, 5, 10]) {
-    if (value <= step * magnitude) return step * magnitude;
-  }
-  return 10 * magnitude;
+// Round gridlines: a step of 1, 2, 2.5 or 5 times a power of ten, three to five of them.
+function niceScale(highest) {
+  if (!(highest > 0)) return { max: 1, step: 0.25 };
+  const raw = highest / 4;
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((s) => s >= raw);
+  return { max: Math.ceil(highest / step) * step, step };
 }
 
 // A line chart of the last HISTORY_S seconds: one line per series, y from 0 to a round max.
@@ -141,7 +141,8 @@ function drawChart(canvasId, legendId, series, colorOf, now) {
   for (const points of series.values()) {
     for (const p of points) if (p.v !== null && p.v > highest) highest = p.v;
   }
-  const yMax = niceMax(highest);
+  const scale = niceScale(highest);
+  const yMax = scale.max;
   const x = (t) => pad.left + plotW * (1 - (now - t) / HISTORY_S);
   const y = (v) => pad.top + plotH * (1 - v / yMax);
 
@@ -149,18 +150,17 @@ function drawChart(canvasId, legendId, series, colorOf, now) {
   ctx.strokeStyle = "#2a3541";
   ctx.fillStyle = "#7d8b99";
   ctx.lineWidth = 1;
-  for (let i = 0; i <= 4; i += 1) {
-    const v = (yMax * i) / 4;
+  for (let v = 0; v <= yMax + scale.step / 2; v += scale.step) {
     const yy = Math.round(y(v)) + 0.5;
     ctx.beginPath();
     ctx.moveTo(pad.left, yy);
     ctx.lineTo(width - pad.right, yy);
     ctx.stroke();
     ctx.textAlign = "right";
-    ctx.fillText(fmt(v, v < 10 ? 1 : 0), pad.left - 6, yy + 4);
+    ctx.fillText(fmt(v, Number.isInteger(scale.step) ? 0 : 2), pad.left - 6, yy + 4);
   }
-  ctx.textAlign = "center";
   for (const ago of [120, 90, 60, 30, 0]) {
+    ctx.textAlign = ago === HISTORY_S ? "left" : ago === 0 ? "right" : "center";
     ctx.fillText(ago ? `-${ago}s` : "now", x(now - ago), height - 5);
   }
 
