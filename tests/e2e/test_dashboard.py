@@ -15,6 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.remote.webdriver import WebDriver
 
 from deploy.local import ClusterState, service_env
 from deploy.servers import free_port
@@ -37,7 +41,7 @@ CPU_N = 100_000  # about 0.1 s of pure Python per step: a stall the loop lag can
 
 
 @pytest.fixture
-def browser(tmp_path: Path) -> Iterator["WebDriver"]:
+def browser(tmp_path: Path) -> Iterator[WebDriver]:
     """Debian's chromium driven through its own chromedriver (no browser download)."""
     chromium = shutil.which("chromium")
     chromedriver = shutil.which("chromedriver")
@@ -46,10 +50,6 @@ def browser(tmp_path: Path) -> Iterator["WebDriver"]:
             "headless Chromium is missing: apt-get install -y chromium chromium-driver",
             pytrace=False,
         )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
     options = Options()
     options.binary_location = chromium
     for flag in CHROMIUM_FLAGS:
@@ -60,10 +60,6 @@ def browser(tmp_path: Path) -> Iterator["WebDriver"]:
         yield driver
     finally:
         driver.quit()
-
-
-if False:  # pragma: no cover - the annotation only
-    from selenium.webdriver.remote.webdriver import WebDriver
 
 
 def add_blocking_worker(state: ClusterState, settings: Settings) -> str:
@@ -127,7 +123,7 @@ return {tiles, rows, polls: Number(document.getElementById('status').dataset.pol
 """
 
 
-def read_page(driver: "WebDriver") -> dict[str, Any]:
+def read_page(driver: WebDriver) -> dict[str, Any]:
     """The figures as shown, read in one script call (the table is redrawn every poll)."""
     page: dict[str, Any] = driver.execute_script(READ_PAGE)
     return page
@@ -138,11 +134,11 @@ def number(text: str | None) -> float:
     return float(cleaned) if cleaned not in ("", "\u2013") else float("nan")
 
 
-def tile(driver: "WebDriver", name: str) -> float:
+def tile(driver: WebDriver, name: str) -> float:
     return number(read_page(driver)["tiles"].get(name))
 
 
-def cell(driver: "WebDriver", instance: str, field: str) -> float:
+def cell(driver: WebDriver, instance: str, field: str) -> float:
     return number(read_page(driver)["rows"].get(instance, {}).get(field))
 
 
@@ -155,7 +151,7 @@ def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
 
 
 def test_dashboard_shows_live_figures_and_a_blocked_loop(
-    start_cluster: Callable[..., ClusterState], settings: Settings, browser: "WebDriver"
+    start_cluster: Callable[..., ClusterState], settings: Settings, browser: WebDriver
 ) -> None:
     state = start_cluster(workers=1, mode=WorkerMode.PROCESSES, pool_size=2)
     blocking = add_blocking_worker(state, settings)
