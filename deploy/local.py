@@ -14,10 +14,12 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from deploy.servers import (
     ServerProcess,
@@ -113,28 +115,16 @@ class ClusterState:
 
 
 def service_env(settings: Settings, **overrides: str) -> dict[str, str]:
-    """The environment every service process of this cluster gets."""
+    """The environment every service process of this cluster gets: all of ``settings``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COORD_")}
-    env.update(
-        {
-            "COORD_NAMESPACE": settings.namespace,
-            "COORD_AMQP_URL": settings.amqp_url.get_secret_value(),
-            "COORD_REDIS_URL": settings.redis_url.get_secret_value(),
-            "COORD_GATEWAY_HOST": settings.gateway_host,
-            "COORD_GATEWAY_PORT": str(settings.gateway_port),
-            "COORD_LOG_FORMAT": "json",
-            "COORD_LOG_LEVEL": settings.log_level,
-            "COORD_RUNNERS": str(settings.runners),
-            "COORD_PREFETCH": str(settings.prefetch),
-            "COORD_MAX_BACKLOG": str(settings.max_backlog),
-            "COORD_DRAIN_TIMEOUT_S": str(settings.drain_timeout_s),
-            "COORD_METRICS_HOST": settings.metrics_host,
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    if settings.api_key is not None:
-        env["COORD_API_KEY"] = settings.api_key.get_secret_value()
-    env.update(overrides)
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if name in {"instance", "run_dir"} or value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[f"COORD_{name.upper()}"] = str(value.value if isinstance(value, Enum) else value)
+    env.update({"COORD_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1", **overrides})
     return env
 
 
@@ -208,6 +198,29 @@ def metrics_port_for(settings: Settings) -> int:
     ``cluster status`` say which.
     """
     return free_port(settings.metrics_host) if settings.metrics_port else 0
+
+
+def restart_member(settings: Settings, name: str, *, python: str = sys.executable) -> Member:
+    """Start a member of a running cluster again (after it crashed or was killed)."""
+    run_dir = settings.run_dir.resolve()
+    state = ClusterState.load(run_dir)
+    if state is None:
+        raise ClusterError(f"no cluster state in {run_dir}")
+    old = next((m for m in state.members if m.name == name), None)
+    if old is None:
+        raise ClusterError(f"no member called {name}")
+    if old.alive:
+        raise ClusterError(f"{name} is still running as pid {old.pid}")
+    state.members.remove(old)
+    env = service_env(settings, COORD_WORKER_MODE=state.mode, COORD_POOL_SIZE=str(state.pool_size))
+    return state.spawn(
+        name,
+        old.service,
+        python=python,
+        env=env,
+        logs=run_dir / "logs",
+        metrics_port=old.metrics_port,
+    )
 
 
 def wait_healthy(state: ClusterState, *, timeout_s: float) -> None:

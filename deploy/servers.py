@@ -63,7 +63,10 @@ def wait_listening(host: str, port: int, *, timeout_s: float, what: str) -> None
     raise ServerUnavailable(f"{what} did not start listening on {host}:{port} in {timeout_s:.0f}s")
 
 
-def start_private_redis(run_dir: Path, port: int, *, password: str | None = None) -> ServerProcess:
+def start_private_redis(
+    run_dir: Path, port: int, *, password: str | None = None, persistent: bool = False
+) -> ServerProcess:
+    """A Redis of its own port and data directory; ``persistent`` keeps data over restarts."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise ServerUnavailable(
@@ -73,7 +76,10 @@ def start_private_redis(run_dir: Path, port: int, *, password: str | None = None
     data = run_dir / f"redis-{port}"
     data.mkdir(parents=True, exist_ok=True)
     log = data / "redis.log"
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    argv += (
+        ["--appendonly", "yes", "--appendfsync", "always"] if persistent else ["--appendonly", "no"]
+    )
     argv += ["--dir", str(data.resolve()), "--logfile", str(log.resolve())]
     if password:
         argv += ["--requirepass", password]

@@ -12,11 +12,14 @@ import time
 from collections.abc import Sequence
 from enum import StrEnum
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 
 from shared.jobs import JobKind, JobParams
 from shared.names import Names
+
+WORKER_FIELD = "worker:"
+"""Prefix of the batch-hash fields counting each worker's jobs (the fold script writes them)."""
 
 
 class BatchState(StrEnum):
@@ -48,6 +51,9 @@ class BatchStatus(BaseModel):
     params: JobParams
     result: ResultSummary
     latency_ms: LatencySummary
+    workers: dict[str, int] = Field(
+        default_factory=dict, description="Jobs of this batch each worker instance handled."
+    )
     created_at: float
     finished_at: float | None
     duration_s: float | None
@@ -139,6 +145,11 @@ async def read_batch(redis: Redis, names: Names, batch_id: str) -> BatchStatus |
             max=int(fields["max"]) if "max" in fields else None,
         ),
         latency_ms=summarize_latencies([float(v) for v in latencies]),
+        workers={
+            key.removeprefix(WORKER_FIELD): int(value)
+            for key, value in fields.items()
+            if key.startswith(WORKER_FIELD)
+        },
         created_at=created_at,
         finished_at=finished_at,
         duration_s=round(duration, 4) if duration is not None else None,

@@ -52,7 +52,7 @@ class Settings(BaseSettings):
         default=None, description="When set, write endpoints require the X-API-Key header."
     )
     max_backlog: int = Field(
-        default=1_000_000,
+        default=200_000,
         ge=1,
         description="Jobs waiting in the jobs queue above which the gateway answers 503.",
     )
@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1, le=20)
     retry_backoff_s: float = Field(default=0.2, ge=0, le=60)
     drain_timeout_s: float = Field(default=20.0, ge=0, le=600)
+    chaos_fail_n: int = Field(
+        default=0,
+        ge=0,
+        description="Fault injection for chaos tests and demos: CPU steps of jobs whose n "
+        "equals this raise, exercising retries and dead-lettering. 0 (the default) is off.",
+    )
 
     aggregator_batch: int = Field(default=500, ge=1, le=10_000)
     aggregator_prefetch: int = Field(default=2000, ge=1, le=65_535)
@@ -103,6 +109,11 @@ class Settings(BaseSettings):
     @property
     def effective_prefetch(self) -> int:
         return self.prefetch or 2 * self.runners
+
+    def replace(self, **changes: object) -> Settings:
+        """A validated copy with ``changes`` applied (``model_copy`` would skip validation)."""
+        current = {name: getattr(self, name) for name in type(self).model_fields}
+        return type(self).model_validate({**current, **changes})
 
     @cached_property
     def names(self) -> Names:

@@ -122,15 +122,25 @@ ClusterFactory = Callable[..., ClusterState]
 
 @pytest.fixture
 def start_cluster(settings: Settings) -> Iterator[ClusterFactory]:
-    """Start the real service processes; every one started is stopped by pid afterwards."""
+    """Start the real service processes; every one started is stopped by pid afterwards.
+
+    Keyword overrides change the cluster's settings (same namespace and run directory).
+    """
     started: list[Path] = []
 
     def start(
-        workers: int = 1, mode: WorkerMode = WorkerMode.PROCESSES, pool_size: int = 0
+        workers: int = 1,
+        mode: WorkerMode = WorkerMode.PROCESSES,
+        pool_size: int = 0,
+        **overrides: object,
     ) -> ClusterState:
         started.append(settings.run_dir)
         return start_local_cluster(
-            settings, workers=workers, mode=mode, pool_size=pool_size, python=sys.executable
+            settings.replace(**overrides),
+            workers=workers,
+            mode=mode,
+            pool_size=pool_size,
+            python=sys.executable,
         )
 
     try:

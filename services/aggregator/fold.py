@@ -25,8 +25,9 @@ local folded, duplicates, orphans = 0, 0, 0
 local touched, order = {}, {}
 for i = 0, (#KEYS / 3) - 1 do
   local batch_key, seen_key, latency_key = KEYS[3*i+1], KEYS[3*i+2], KEYS[3*i+3]
-  local a = 4 + 5*i
+  local a = 4 + 6*i
   local batch_id, job_id, ok, value, latency = ARGV[a], ARGV[a+1], ARGV[a+2], ARGV[a+3], ARGV[a+4]
+  local worker = ARGV[a+5]
   if redis.call('EXISTS', batch_key) == 0 then
     orphans = orphans + 1
   elseif redis.call('SADD', seen_key, job_id) == 0 then
@@ -44,6 +45,7 @@ for i = 0, (#KEYS / 3) - 1 do
     else
       redis.call('HINCRBY', batch_key, 'failed', 1)
     end
+    redis.call('HINCRBY', batch_key, 'worker:' .. worker, 1)
     redis.call('RPUSH', latency_key, latency)
     if not touched[batch_id] then
       touched[batch_id] = {batch_key, seen_key, latency_key}
@@ -99,6 +101,7 @@ class ResultFolder:
                 1 if result.ok else 0,
                 result.value,
                 f"{latency_ms:.3f}",
+                result.worker,
             ]
         folded, duplicates, orphans, done = await self.script(keys=keys, args=args)
         return FoldOutcome(int(folded), int(duplicates), int(orphans), [str(b) for b in done])

@@ -133,9 +133,9 @@ class Gateway:
     async def submit(self, request: BatchRequest, trace_id: str) -> BatchAccepted:
         if not self.broker_ready:
             raise Unavailable("message broker unreachable")
-        if self.backlog.depth + request.count > self.settings.max_backlog:
+        if self.backlog.depth >= self.settings.max_backlog:
             raise Unavailable(
-                f"backlog of {self.backlog.depth} jobs is above the limit "
+                f"backlog of {self.backlog.depth} jobs waiting is at or above the limit "
                 f"{self.settings.max_backlog}"
             )
         batch_id = new_batch_id()

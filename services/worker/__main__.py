@@ -33,9 +33,8 @@ async def main(settings: Settings) -> None:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=settings.effective_prefetch)
         queues = await declare_topology(channel, settings.names)
-        consumer = JobConsumer(
-            settings, channel, queues["jobs"], JobSteps(redis, settings.names, cpu), cpu, metrics
-        )
+        steps = JobSteps(redis, settings.names, cpu, fail_n=settings.chaos_fail_n)
+        consumer = JobConsumer(settings, channel, queues["jobs"], steps, cpu, metrics)
         lag = LoopLagMonitor(settings.loop_lag_interval_s)
         metrics.track_loop_lag(lag)
         metrics.track_worker(lambda: consumer.in_flight, lambda: cpu.busy)

@@ -205,4 +205,5 @@ class JobConsumer:
             "retried": self.retried,
             "dead_lettered": self.dead_lettered,
             "pool_busy": self.cpu.busy,
+            "pools_replaced": self.cpu.pools_replaced,
         }

@@ -6,31 +6,43 @@ import asyncio
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
+
+import structlog
 
 from shared.primes import count_primes
 from shared.settings import WorkerMode
 
 T = TypeVar("T")
 
+log = structlog.get_logger()
+
 
 class CpuRunner:
     """Runs CPU steps: on the loop (``blocking``), in threads, or in a process pool.
 
-    ``busy`` counts steps running right now, so pool occupancy can be reported.
+    ``busy`` counts steps running right now, so pool occupancy can be reported. A process
+    pool whose child dies is broken for good; the runner replaces it, and the steps that
+    were running on it fail, so their jobs are retried instead of the worker failing every
+    job from then on.
     """
 
     def __init__(self, mode: WorkerMode, pool_size: int) -> None:
         self.mode = mode
         self.pool_size = pool_size
         self.busy = 0
-        self.executor: Executor | None = None
-        if mode == WorkerMode.THREADS:
-            self.executor = ThreadPoolExecutor(pool_size, thread_name_prefix="cpu")
-        elif mode == WorkerMode.PROCESSES:
-            self.executor = ProcessPoolExecutor(
-                pool_size, mp_context=multiprocessing.get_context("spawn")
+        self.pools_replaced = 0
+        self.executor: Executor | None = self._new_executor()
+
+    def _new_executor(self) -> Executor | None:
+        if self.mode == WorkerMode.THREADS:
+            return ThreadPoolExecutor(self.pool_size, thread_name_prefix="cpu")
+        if self.mode == WorkerMode.PROCESSES:
+            return ProcessPoolExecutor(
+                self.pool_size, mp_context=multiprocessing.get_context("spawn")
             )
+        return None
 
     async def warm_up(self) -> None:
         """Start every pool process now, so the first jobs do not pay for it."""
@@ -38,13 +50,26 @@ class CpuRunner:
             await asyncio.gather(*(self.run(count_primes, 100) for _ in range(self.pool_size)))
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
+        executor = self.executor
         self.busy += 1
         try:
-            if self.executor is None:
+            if executor is None:
                 return function(*args)
-            return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
+            return await asyncio.get_running_loop().run_in_executor(executor, function, *args)
+        except BrokenProcessPool:
+            self._replace_broken(executor)
+            raise
         finally:
             self.busy -= 1
+
+    def _replace_broken(self, broken: Executor) -> None:
+        """Replace the pool once, however many steps saw it break."""
+        if self.executor is not broken:
+            return
+        self.executor = self._new_executor()
+        self.pools_replaced += 1
+        broken.shutdown(wait=False, cancel_futures=True)
+        log.warning("process_pool_replaced", pool_size=self.pool_size)
 
     def close(self) -> None:
         if self.executor is not None:

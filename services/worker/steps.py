@@ -20,11 +20,16 @@ T = TypeVar("T")
 log = structlog.get_logger()
 
 
+class InjectedFault(RuntimeError):
+    """Raised by the CPU step of a job chosen by ``COORD_CHAOS_FAIL_N``."""
+
+
 class JobSteps:
-    def __init__(self, redis: Redis, names: Names, cpu: CpuRunner) -> None:
+    def __init__(self, redis: Redis, names: Names, cpu: CpuRunner, *, fail_n: int = 0) -> None:
         self.redis = redis
         self.names = names
         self.cpu = cpu
+        self.fail_n = fail_n
 
     async def io_step(self, job: Job, wait_ms: float) -> None:
         """Wait without blocking, then touch Redis: the shape of a call to another service."""
@@ -33,6 +38,8 @@ class JobSteps:
         await self.redis.set(self.names.io_touch(job.job_id), job.attempt, px=60_000)
 
     async def cpu_step(self, job: Job) -> int:
+        if self.fail_n and job.n == self.fail_n:
+            raise InjectedFault(f"injected failure for n={job.n}")
         return await self.cpu.run(count_primes, job.n)
 
     async def run(self, job: Job) -> tuple[int, dict[str, float]]:
