@@ -23,6 +23,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from deploy.local import ClusterState, service_env
 from deploy.servers import free_port
 from shared.settings import Settings, WorkerMode
+from tests.conftest import ClusterFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -151,7 +152,7 @@ def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
 
 
 def test_dashboard_shows_live_figures_and_a_blocked_loop(
-    start_cluster: Callable[..., ClusterState], settings: Settings, browser: WebDriver
+    start_cluster: ClusterFactory, settings: Settings, browser: WebDriver
 ) -> None:
     state = start_cluster(workers=1, mode=WorkerMode.PROCESSES, pool_size=2)
     blocking = add_blocking_worker(state, settings)

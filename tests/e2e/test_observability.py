@@ -11,6 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.local import ClusterState, cluster_status
 from shared.settings import Settings, WorkerMode
+from tests.conftest import ClusterFactory
+from tests.e2e.conftest import run_batch
 
 JOBS = 20
 
@@ -41,16 +43,10 @@ def eventually(check: Callable[[], bool], timeout_s: float = 15) -> bool:
     return True
 
 
-def run_batch(state: ClusterState, count: int = JOBS) -> str:
-    with httpx.Client(base_url=state.gateway_url, timeout=90) as client:
-        accepted = client.post(
-            "/batches", json={"kind": "cpu", "count": count, "params": {"n": 10_000}}
-        )
-        assert accepted.status_code == 202
-        batch_id: str = accepted.json()["batch_id"]
-        status = client.get(f"/batches/{batch_id}", params={"wait": 60}).json()
-    assert status["status"] == "done"
+def run_cpu_batch(state: ClusterState, count: int = JOBS) -> str:
+    status = run_batch(state.gateway_url, "cpu", count, n=10_000)
     assert status["result"]["sum"] == 1229 * count
+    batch_id: str = status["batch_id"]
     return batch_id
 
 
@@ -61,10 +57,10 @@ def metrics_url(state: ClusterState, name: str) -> str:
 
 
 def test_every_service_shows_the_batch_on_its_metrics_endpoint(
-    start_cluster: Callable[..., ClusterState], settings: Settings
+    start_cluster: ClusterFactory, settings: Settings
 ) -> None:
     state = start_cluster(workers=1, mode=WorkerMode.PROCESSES, pool_size=2)
-    run_batch(state)
+    run_cpu_batch(state)
     gateway_url = f"{state.gateway_url}/metrics"
     worker_url = metrics_url(state, "worker-1")
     aggregator_url = metrics_url(state, "aggregator")
@@ -99,10 +95,10 @@ def test_every_service_shows_the_batch_on_its_metrics_endpoint(
 
 
 def test_cluster_logs_follow_one_job_through_every_service(
-    start_cluster: Callable[..., ClusterState], settings: Settings
+    start_cluster: ClusterFactory, settings: Settings
 ) -> None:
     state = start_cluster(workers=1, mode=WorkerMode.PROCESSES, pool_size=1)
-    batch_id = run_batch(state, count=5)
+    batch_id = run_cpu_batch(state, count=5)
     job_id = f"{batch_id}.3"
     env = {
         **os.environ,
@@ -126,12 +122,15 @@ def test_cluster_logs_follow_one_job_through_every_service(
 
     assert eventually(path_is_complete, timeout_s=10), output
     lines = [line for line in output.splitlines() if line.strip()]
-    events = [(line.split()[1], line.split()[4]) for line in lines]
-    assert events[0] == ("gateway", "batch_accepted")
-    assert ("worker", "job_completed") in events
-    assert ("aggregator", "result_folded") in events
-    assert events[-1] == ("aggregator", "batch_completed")
-    assert [s for s, _ in events].index("worker") < [s for s, _ in events].index("aggregator")
+    # Lines come merged in time order, but the services race (a worker logs after its
+    # ack, the aggregator may fold the result first), so only the set of steps is fixed.
+    events = {(line.split()[1], line.split()[4]) for line in lines}
+    assert events == {
+        ("gateway", "batch_accepted"),
+        ("worker", "job_completed"),
+        ("aggregator", "result_folded"),
+        ("aggregator", "batch_completed"),
+    }
     worker_line = next(line for line in lines if " job_completed" in line)
     for field in (f"job_id={job_id}", f"batch_id={batch_id}", "mode=processes", "cpu_ms="):
         assert field in worker_line
