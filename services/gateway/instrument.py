@@ -18,6 +18,19 @@ from shared.metrics import Metrics
 UNMATCHED = "unmatched"
 
 
+def route_template(scope: Scope, root_path: str) -> str:
+    """The matched route's template; a mount (the static files) by its prefix.
+
+    FastAPI leaves an ``APIRoute`` in ``scope["route"]``; a mount only extends
+    ``root_path``, so its prefix is what was added. Anything else is ``unmatched``.
+    """
+    route = getattr(scope.get("route"), "path", None)
+    if route:
+        return str(route)
+    mounted = str(scope.get("root_path", "")).removeprefix(root_path)
+    return mounted or UNMATCHED
+
+
 class HttpMetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -29,6 +42,7 @@ class HttpMetricsMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        root_path = scope.get("root_path", "")
 
         async def send_and_note_status(message: Message) -> None:
             nonlocal status
@@ -39,5 +53,5 @@ class HttpMetricsMiddleware:
         try:
             await self.app(scope, receive, send_and_note_status)
         finally:
-            route = getattr(scope.get("route"), "path", None) or UNMATCHED
+            route = route_template(scope, root_path)
             self.metrics.http_request(scope["method"], route, status, time.perf_counter() - started)

@@ -37,6 +37,7 @@ async def test_metrics_count_accepted_jobs_and_requests_by_route(
     batch_id = accepted.json()["batch_id"]
     assert (await client.get(f"/batches/{batch_id}")).status_code == 200
     assert (await client.get("/no-such-page")).status_code == 404
+    assert (await client.get("/static/dashboard.css")).status_code == 200
     answer = await client.get("/metrics")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")
@@ -49,6 +50,7 @@ async def test_metrics_count_accepted_jobs_and_requests_by_route(
     assert requests[("POST", "/batches", "202")] == 1
     assert requests[("GET", "/batches/{batch_id}", "200")] == 1
     assert requests[("GET", "unmatched", "404")] == 1
+    assert requests[("GET", "/static", "200")] == 1
     assert not any(batch_id in route for _, route, _ in requests)
 
 
