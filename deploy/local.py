@@ -197,7 +197,7 @@ def metrics_port_for(settings: Settings) -> int:
     Local processes share one address, so each gets its own port; the state file and
     ``cluster status`` say which.
     """
-    return free_port(settings.metrics_host) if settings.metrics_port else 0
+    return free_port(settings.effective_metrics_host) if settings.metrics_port else 0
 
 
 def restart_member(settings: Settings, name: str, *, python: str = sys.executable) -> Member:

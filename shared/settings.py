@@ -79,8 +79,10 @@ class Settings(BaseSettings):
     aggregator_prefetch: int = Field(default=2000, ge=1, le=65_535)
     batch_ttl_s: int = Field(default=86_400, ge=60)
 
-    metrics_host: str = Field(
-        default="127.0.0.1", description="Address of a worker's or aggregator's /metrics server."
+    metrics_host: str | None = Field(
+        default=None,
+        description="Address of a worker's or aggregator's /metrics; unset = gateway_host, so "
+        "an image that serves the gateway on 0.0.0.0 serves metrics there too.",
     )
     metrics_port: int = Field(
         default=9100,
@@ -114,6 +116,11 @@ class Settings(BaseSettings):
         """A validated copy with ``changes`` applied (``model_copy`` would skip validation)."""
         current = {name: getattr(self, name) for name in type(self).model_fields}
         return type(self).model_validate({**current, **changes})
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def effective_metrics_host(self) -> str:
+        return self.metrics_host or self.gateway_host
 
     @cached_property
     def names(self) -> Names:

@@ -23,7 +23,9 @@ async def main(settings: Settings) -> None:
     stop_on_signals(stop)
 
     metrics = Metrics("aggregator", settings.instance)
-    metrics_server = metrics.serve_if_enabled(settings.metrics_host, settings.metrics_port)
+    metrics_server = metrics.serve_if_enabled(
+        settings.effective_metrics_host, settings.metrics_port
+    )
     redis = await connect_redis(settings)
     connection = await connect_amqp(settings)
     try:

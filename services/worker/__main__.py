@@ -24,7 +24,9 @@ async def main(settings: Settings) -> None:
     stop_on_signals(stop)
 
     metrics = Metrics("worker", settings.instance, mode=settings.worker_mode.value)
-    metrics_server = metrics.serve_if_enabled(settings.metrics_host, settings.metrics_port)
+    metrics_server = metrics.serve_if_enabled(
+        settings.effective_metrics_host, settings.metrics_port
+    )
     cpu = CpuRunner(settings.worker_mode, settings.effective_pool_size)
     await cpu.warm_up()
     redis = await connect_redis(settings)
