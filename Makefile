@@ -56,3 +56,25 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache
+
+# Load tests (loadtests/): Locust against the running cluster; reports in reports/load/.
+LOAD_USERS ?= 20
+LOAD_SPAWN ?= 10
+LOAD_TIME ?= 30s
+LOAD_MIX ?= cpu,io,mixed
+LOAD_SHAPE ?= constant
+LOAD_HOST ?=
+LOAD_ARGS ?=
+LOAD_OPTS = --users $(LOAD_USERS) --spawn-rate $(LOAD_SPAWN) --mix $(LOAD_MIX) \
+	--shape $(LOAD_SHAPE) $(if $(LOAD_HOST),--host $(LOAD_HOST))
+
+.PHONY: load load-ui bench-gateway
+
+load: $(STAMP)
+	$(BIN)/python -m loadtests.run headless $(LOAD_OPTS) --run-time $(LOAD_TIME) -- $(LOAD_ARGS)
+
+load-ui: $(STAMP)
+	$(BIN)/python -m loadtests.run ui $(LOAD_OPTS) -- $(LOAD_ARGS)
+
+bench-gateway: $(STAMP)
+	$(BIN)/python -m loadtests.bench_gateway $(BENCH_ARGS)

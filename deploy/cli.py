@@ -72,8 +72,14 @@ def up(
     """Start the cluster and return once it is healthy."""
     settings = settings_or_fail()
     if use_compose(local):
-        compose.compose_up(workers, mode, pool)
-        console.print(f"cluster up (compose): gateway at http://127.0.0.1:{settings.gateway_port}")
+        gateway_url = f"http://127.0.0.1:{settings.gateway_port}"
+        try:
+            wrote_env = compose.compose_up(workers, mode, pool, gateway_url=gateway_url)
+        except compose.ComposeError as exc:
+            fail(str(exc))
+        if wrote_env:
+            console.print(f"wrote {compose.ENV_FILE} with fresh random passwords")
+        console.print(f"cluster up (compose): gateway at {gateway_url}   stop: make down")
         return
     started = time.monotonic()
     try:
@@ -96,7 +102,10 @@ def down(
     """Stop exactly what `up` started."""
     settings = settings_or_fail()
     if ClusterState.load(settings.run_dir.resolve()) is None and use_compose(local):
-        compose.compose_down()
+        try:
+            compose.compose_down()
+        except compose.ComposeError as exc:
+            fail(str(exc))
         return
     stopped = stop_local_cluster(settings.run_dir, timeout_s=settings.drain_timeout_s + 10)
     console.print(f"stopped: {', '.join(stopped)}" if stopped else "no local cluster is running")
@@ -111,7 +120,10 @@ def status(
     report = cluster_status(settings.run_dir)
     if report is None:
         if compose.docker_engine_available():
-            compose.compose_ps()
+            try:
+                compose.compose_ps()
+            except compose.ComposeError as exc:
+                fail(str(exc))
             return
         fail("no local cluster is running (start one with `make up`)")
     if as_json:

@@ -54,13 +54,32 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def wait_listening(host: str, port: int, *, timeout_s: float, what: str) -> None:
+def wait_listening(
+    host: str,
+    port: int,
+    *,
+    timeout_s: float,
+    what: str,
+    process: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+) -> None:
+    """Wait for a port to accept connections; fail at once if ``process`` exits first."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if is_listening(host, port):
             return
+        if process is not None and process.poll() is not None:
+            hint = f"; see {log}" if log is not None else ""
+            raise ServerUnavailable(f"{what} exited with code {process.returncode}{hint}")
         time.sleep(0.2)
     raise ServerUnavailable(f"{what} did not start listening on {host}:{port} in {timeout_s:.0f}s")
+
+
+def free_local_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def start_private_redis(
@@ -86,13 +105,24 @@ def start_private_redis(
     process = subprocess.Popen(
         argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    wait_listening("127.0.0.1", port, timeout_s=15, what="redis-server")
+    wait_listening("127.0.0.1", port, timeout_s=15, what="redis-server", process=process, log=log)
     return ServerProcess("redis", process.pid, port, str(log))
+
+
+DEBIAN_RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+
+
+def rabbitmq_binary() -> str | None:
+    """The server script itself: Debian's ``/usr/sbin`` wrapper would ``su`` to the
+    ``rabbitmq`` user, who cannot write a private data directory owned by us."""
+    if DEBIAN_RABBITMQ_SERVER.exists():
+        return str(DEBIAN_RABBITMQ_SERVER)
+    return shutil.which("rabbitmq-server")
 
 
 def start_private_rabbitmq(run_dir: Path, port: int) -> ServerProcess:
     """A RabbitMQ node of its own name, ports and data, next to any other on the machine."""
-    binary = shutil.which("rabbitmq-server")
+    binary = rabbitmq_binary()
     if binary is None:
         raise ServerUnavailable(
             "RabbitMQ is not reachable and rabbitmq-server is not installed: "
@@ -102,10 +132,11 @@ def start_private_rabbitmq(run_dir: Path, port: int) -> ServerProcess:
     base.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
+        "HOME": str(base),
         "RABBITMQ_NODENAME": f"coord{port}@localhost",
         "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
         "RABBITMQ_NODE_PORT": str(port),
-        "RABBITMQ_DIST_PORT": str(port + 20000),
+        "RABBITMQ_DIST_PORT": str(free_local_port()),
         "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
         "RABBITMQ_LOG_BASE": str(base / "log"),
         "RABBITMQ_PID_FILE": str(base / "rabbitmq.pid"),
@@ -119,7 +150,9 @@ def start_private_rabbitmq(run_dir: Path, port: int) -> ServerProcess:
         process = subprocess.Popen(
             [binary], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-    wait_listening("127.0.0.1", port, timeout_s=90, what="rabbitmq-server")
+    wait_listening(
+        "127.0.0.1", port, timeout_s=90, what="rabbitmq-server", process=process, log=log
+    )
     return ServerProcess("rabbitmq", process.pid, port, str(log))
 
 

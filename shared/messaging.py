@@ -12,9 +12,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import aio_pika
+import aiormq
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
+    AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustConnection,
 )
@@ -24,6 +26,16 @@ from shared.retry import with_retries
 from shared.settings import Settings
 
 PERSISTENT = aio_pika.DeliveryMode.PERSISTENT
+
+BROKER_ERRORS: tuple[type[Exception], ...] = (aiormq.exceptions.AMQPError, ConnectionError)
+"""What a publish, ack or reject raises while the broker is away; the robust connection
+reconnects by itself, and every unacked message is redelivered."""
+
+
+def from_lost_channel(message: AbstractIncomingMessage) -> bool:
+    """True for a message whose channel has closed: the broker redelivers it, and it can
+    no longer be acked, so working on it is wasted."""
+    return bool(message.channel.is_closed)
 
 
 class PublishFailed(Exception):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -13,9 +13,15 @@ from shared.settings import Settings
 
 
 def make_redis(settings: Settings, *, retries: int = 8) -> Redis:
-    """A client whose every command retries with backoff while Redis is away."""
-    return Redis.from_url(
+    """A client whose every command retries with backoff while Redis is away.
+
+    The pool blocks (up to ``timeout``) when all its connections are busy, instead of
+    failing the request as redis-py's default pool does under a burst of long-polls.
+    """
+    pool = BlockingConnectionPool.from_url(
         settings.redis_url.get_secret_value(),
+        max_connections=settings.redis_max_connections,
+        timeout=10,
         decode_responses=True,
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
         retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError],
@@ -23,6 +29,7 @@ def make_redis(settings: Settings, *, retries: int = 8) -> Redis:
         socket_connect_timeout=3,
         client_name=settings.instance,
     )
+    return Redis.from_pool(pool)
 
 
 async def connect_redis(settings: Settings, *, attempts: int = 30) -> Redis:

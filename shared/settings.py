@@ -35,7 +35,9 @@ class LogFormat(StrEnum):
 class Settings(BaseSettings):
     """Everything a service needs to know, with safe local defaults."""
 
-    model_config = SettingsConfigDict(env_prefix="COORD_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="COORD_", extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     namespace: str = Field(
         default="coord",
@@ -79,6 +81,7 @@ class Settings(BaseSettings):
     aggregator_prefetch: int = Field(default=2000, ge=1, le=65_535)
     batch_ttl_s: int = Field(default=86_400, ge=60)
 
+    redis_max_connections: int = Field(default=256, ge=4, le=10_000)
     metrics_host: str | None = Field(
         default=None,
         description="Address of a worker's or aggregator's /metrics; unset = gateway_host, so "

@@ -10,7 +10,6 @@ its own, removed afterwards.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,6 +21,7 @@ import pytest
 from deploy.compose import docker_engine_available
 from deploy.local import ClusterState, start_local_cluster, stop_local_cluster
 from deploy.namespace import purge_namespace
+from deploy.servers import free_local_port as free_port
 from deploy.servers import host_port, is_listening
 from shared.settings import Settings, WorkerMode, load_settings
 
@@ -87,13 +87,6 @@ def servers(request: pytest.FixtureRequest) -> ServerUrls:
             pytrace=False,
         )
     return ServerUrls(amqp_url, redis_url)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from services.aggregator.pending import PendingResults
 from shared.jobs import InvalidMessage, decode_result
 from shared.lifecycle import raise_if_cancelling
 from shared.logging import context_headers, job_context
+from shared.messaging import BROKER_ERRORS
 from shared.metrics import Metrics
 from shared.settings import Settings
 
@@ -50,7 +51,10 @@ class ResultConsumer:
 
     async def stop_consuming(self) -> None:
         if self.consumer_tag is not None:
-            await self.results_queue.cancel(self.consumer_tag)
+            try:
+                await self.results_queue.cancel(self.consumer_tag)
+            except BROKER_ERRORS as exc:
+                log.warning("cancel_consumer_failed", error=repr(exc))
             self.consumer_tag = None
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
@@ -79,12 +83,17 @@ class ResultConsumer:
                 with contextlib.suppress(Exception):
                     await message.nack(requeue=True)
             return
-        for message, result in taken:
-            await message.ack()
-            with job_context(
-                job_id=result.job_id, batch_id=result.batch_id, trace_id=result.trace_id
-            ):
-                log.info("result_folded", ok=result.ok, worker=result.worker)
+        try:
+            for message, result in taken:
+                await message.ack()
+                with job_context(
+                    job_id=result.job_id, batch_id=result.batch_id, trace_id=result.trace_id
+                ):
+                    log.info("result_folded", ok=result.ok, worker=result.worker)
+        except BROKER_ERRORS as exc:
+            # Folded but not acked: the broker redelivers these, and the fold absorbs them.
+            raise_if_cancelling(exc)
+            log.warning("acks_lost", error=repr(exc), results=len(taken))
         self.folded += outcome.folded
         self.duplicates += outcome.duplicates
         self.orphans += outcome.orphans

@@ -19,7 +19,7 @@ from services.worker.steps import JobSteps
 from shared.jobs import InvalidMessage, Job, Result, decode_job
 from shared.lifecycle import raise_if_cancelling
 from shared.logging import context_headers, job_context
-from shared.messaging import make_message, publish_confirmed
+from shared.messaging import BROKER_ERRORS, from_lost_channel, make_message, publish_confirmed
 from shared.metrics import Metrics
 from shared.settings import Settings
 
@@ -55,6 +55,7 @@ class JobConsumer:
         self.failed = 0
         self.retried = 0
         self.dead_lettered = 0
+        self.abandoned = 0
 
     @property
     def exchange(self) -> AbstractExchange:
@@ -72,7 +73,10 @@ class JobConsumer:
     async def stop_consuming(self) -> None:
         """Ask the broker for no more jobs; unacked ones go back to the queue on close."""
         if self.consumer_tag is not None:
-            await self.jobs_queue.cancel(self.consumer_tag)
+            try:
+                await self.jobs_queue.cancel(self.consumer_tag)
+            except BROKER_ERRORS as exc:
+                log.warning("cancel_consumer_failed", error=repr(exc))
             self.consumer_tag = None
 
     async def runner(self) -> None:
@@ -80,7 +84,14 @@ class JobConsumer:
             message = await self.inbox.get()
             self.in_flight += 1
             try:
+                if from_lost_channel(message):
+                    self.abandoned += 1
+                    continue
                 await self.handle(message)
+            except BROKER_ERRORS as exc:
+                raise_if_cancelling(exc)
+                self.abandoned += 1
+                log.warning("broker_unavailable", error=repr(exc))
             except Exception as exc:
                 raise_if_cancelling(exc)
                 log.exception("job_handling_failed", error=repr(exc))
@@ -206,4 +217,5 @@ class JobConsumer:
             "dead_lettered": self.dead_lettered,
             "pool_busy": self.cpu.busy,
             "pools_replaced": self.cpu.pools_replaced,
+            "abandoned": self.abandoned,
         }

@@ -57,7 +57,8 @@ class CpuRunner:
                 return function(*args)
             return await asyncio.get_running_loop().run_in_executor(executor, function, *args)
         except BrokenProcessPool:
-            self._replace_broken(executor)
+            if executor is not None:
+                self._replace_broken(executor)
             raise
         finally:
             self.busy -= 1

@@ -64,7 +64,7 @@ def test_pool_process_killed_mid_batch(start_cluster: ClusterFactory, record: Re
     wait_progress(cluster.gateway_url, batch_id, count // 5)
 
     children = psutil.Process(member_pid(cluster, "worker-1")).children()
-    pool_child = next(c for c in children if "multiprocessing" in " ".join(c.cmdline()))
+    pool_child = next(c for c in children if "spawn_main" in " ".join(c.cmdline()))
     killed_at = time.monotonic()
     pool_child.kill()
     status = wait_done(cluster.gateway_url, batch_id, timeout_s=90)

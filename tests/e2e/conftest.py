@@ -20,13 +20,20 @@ def submit(gateway_url: str, kind: str, count: int, **params: int) -> str:
 
 
 def wait_done(gateway_url: str, batch_id: str, *, timeout_s: float = 60) -> Batch:
-    """Long-poll the batch until it is done; fail with its last status otherwise."""
+    """Long-poll the batch until it is done; fail with its last status otherwise.
+
+    A ``503`` (a server of the cluster is briefly away) is retried as its ``Retry-After``
+    asks, as any client should.
+    """
     deadline = time.monotonic() + timeout_s
     while True:
         wait_s = max(0.0, min(60.0, deadline - time.monotonic()))
         answer = httpx.get(
             f"{gateway_url}/batches/{batch_id}", params={"wait": wait_s}, timeout=wait_s + 10
         )
+        if answer.status_code == 503 and time.monotonic() < deadline:
+            time.sleep(min(1.0, float(answer.headers["Retry-After"])))
+            continue
         assert answer.status_code == 200, answer.text
         status: Batch = answer.json()
         if status["status"] != "running" or time.monotonic() >= deadline:

@@ -1,0 +1,313 @@
+"""``python -m loadtests.bench_gateway``: the gateway's sustained submit rate and p99, as a ratio.
+
+Starts a real cluster (its own namespace, port and run directory) and two baselines from
+``loadtests/bare_app.py`` on uvicorn with the gateway's settings, then drives each with the
+same closed-loop Locust run (``loadtests/bench_locustfile.py``) at a few user counts,
+alternating targets so a busy neighbour on a shared machine hurts all of them alike.
+Writes ``<reports>/<timestamp>/results.json`` (with every Locust log and the cluster's logs
+beside it) and points ``<reports>/latest`` at it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import importlib.metadata
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import psutil
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from deploy.local import ClusterError, start_local_cluster, stop_local_cluster
+from deploy.namespace import purge_namespace
+from deploy.servers import ServerUnavailable, wait_listening
+from loadtests.reports import new_run_dir, point_latest
+from shared.settings import Settings, WorkerMode, load_settings
+
+BENCH_LOCUSTFILE = Path(__file__).resolve().parent / "bench_locustfile.py"
+BASELINES = {"bare": "loadtests.bare_app:bare", "fastapi": "loadtests.bare_app:validated"}
+TARGETS = ("gateway", *BASELINES)
+CPU_WARNING = "CPU usage above"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where to send requests, and whose CPU time to count: the server, the rest."""
+
+    url: str
+    server: list[int]
+    rest: list[int] = field(default_factory=list)
+
+
+console = Console()
+errors = Console(stderr=True, soft_wrap=True)
+
+
+def fail(message: str) -> NoReturn:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def machine() -> dict[str, Any]:
+    """What the figures depend on, recorded next to them."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "locust": importlib.metadata.version("locust"),
+        "uvicorn": importlib.metadata.version("uvicorn"),
+        "load_average_at_start": list(os.getloadavg()),
+    }
+
+
+@contextmanager
+def baseline_server(app: str, port: int, logs: Path) -> Iterator[Target]:
+    """One uvicorn process serving ``app`` with the gateway's uvicorn settings."""
+    command = [
+        sys.executable, "-m", "uvicorn", app,
+        "--host", "127.0.0.1", "--port", str(port),
+        "--loop", "uvloop", "--http", "httptools",
+        "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    with (logs / f"{app.rsplit(':', 1)[1]}.log").open("ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        wait_listening("127.0.0.1", port, timeout_s=30, what=app)
+        yield Target(f"http://127.0.0.1:{port}", server=[process.pid])
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@contextmanager
+def gateway_cluster(settings: Settings, workers: int) -> Iterator[Target]:
+    """A real cluster in its own namespace; stopped by pid and purged afterwards."""
+    try:
+        state = start_local_cluster(
+            settings, workers=workers, mode=WorkerMode.PROCESSES, python=sys.executable
+        )
+    except (ClusterError, ServerUnavailable) as exc:
+        fail(str(exc))
+    try:
+        yield Target(
+            state.gateway_url,
+            server=[m.pid for m in state.members if m.service == "gateway"],
+            rest=[m.pid for m in state.members if m.service != "gateway"],
+        )
+    finally:
+        stop_local_cluster(settings.run_dir, timeout_s=15)
+        asyncio.run(purge_namespace(settings))
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time of these processes and their children (a worker's pool)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            for member in [process, *process.children(recursive=True)]:
+                times = member.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
+def measure(target: Target, users: int, duration_s: int, out: Path) -> dict[str, Any]:
+    """One closed-loop Locust run against ``target``: its aggregated row and CPU use."""
+    host = target.url
+    cpu_before = cpu_seconds(target.server), cpu_seconds(target.rest)
+    prefix = out / f"u{users}"
+    command = [
+        sys.executable, "-m", "locust", "-f", str(BENCH_LOCUSTFILE),
+        "--headless", "--only-summary", "--reset-stats",
+        "--users", str(users), "--spawn-rate", str(users), "--run-time", f"{duration_s}s",
+        "--host", host, "--csv", str(prefix), "--exit-code-on-error", "0",
+    ]  # fmt: skip
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=duration_s + 60, check=False
+    )
+    cpu_after = cpu_seconds(target.server), cpu_seconds(target.rest)
+    (out / f"u{users}.log").write_text(result.stdout + result.stderr)
+    stats_path = Path(f"{prefix}_stats.csv")
+    if result.returncode != 0 or not stats_path.exists():
+        fail(f"locust failed against {host} (exit {result.returncode}); see {out}/u{users}.log")
+    with stats_path.open() as stats_file:
+        total = next(row for row in csv.DictReader(stats_file) if row["Name"] == "Aggregated")
+    return {
+        "users": users,
+        "requests": int(total["Request Count"]),
+        "failures": int(total["Failure Count"]),
+        "rps": round(float(total["Requests/s"]), 1),
+        "avg_ms": round(float(total["Average Response Time"]), 1),
+        "p50_ms": float(total["50%"]),
+        "p95_ms": float(total["95%"]),
+        "p99_ms": float(total["99%"]),
+        "max_ms": float(total["Max Response Time"]),
+        "locust_cpu_saturated": CPU_WARNING in result.stderr,
+        "server_cpu_pct": round(100 * (cpu_after[0] - cpu_before[0]) / duration_s),
+        "rest_of_cluster_cpu_pct": (
+            round(100 * (cpu_after[1] - cpu_before[1]) / duration_s) if target.rest else None
+        ),
+    }
+
+
+def ratios(runs: list[dict[str, Any]], baseline: str) -> list[dict[str, Any]]:
+    """Per user count: the baseline's rate over the gateway's, the gateway's p99 over its."""
+    by_key = {(run["target"], run["users"]): run for run in runs}
+    rows = []
+    for (target, users), gateway in by_key.items():
+        base = by_key.get((baseline, users))
+        if target != "gateway" or base is None:
+            continue
+        rows.append(
+            {
+                "users": users,
+                "baseline": baseline,
+                "rps_ratio": round(base["rps"] / gateway["rps"], 2) if gateway["rps"] else None,
+                "p99_ratio": (
+                    round(gateway["p99_ms"] / base["p99_ms"], 2) if base["p99_ms"] else None
+                ),
+            }
+        )
+    return rows
+
+
+def print_results(runs: list[dict[str, Any]], overhead: list[dict[str, Any]]) -> None:
+    table = Table(title="POST /batches, closed loop (times in ms)", title_justify="left")
+    columns = ("users", "target", "req/s", "p50", "p95", "p99", "fail", "server CPU", "rest CPU")
+    for column in (*columns, "note"):
+        table.add_column(column, justify="left" if column in ("target", "note") else "right")
+    for run in runs:
+        table.add_row(
+            str(run["users"]),
+            run["target"],
+            f"{run['rps']:,.0f}",
+            f"{run['p50_ms']:,.0f}",
+            f"{run['p95_ms']:,.0f}",
+            f"{run['p99_ms']:,.0f}",
+            str(run["failures"]),
+            f"{run['server_cpu_pct']}%",
+            "-" if run["rest_of_cluster_cpu_pct"] is None else f"{run['rest_of_cluster_cpu_pct']}%",
+            "locust CPU > 90%" if run["locust_cpu_saturated"] else "",
+        )
+    console.print(table)
+    ratio_table = Table(title="gateway overhead", title_justify="left")
+    for column in ("users", "baseline", "baseline req/s ÷ gateway req/s", "gateway p99 ÷ baseline"):
+        ratio_table.add_column(column, justify="right")
+    for row in overhead:
+        ratio_table.add_row(
+            str(row["users"]), row["baseline"], f"{row['rps_ratio']}x", f"{row['p99_ratio']}x"
+        )
+    console.print(ratio_table)
+
+
+def main(
+    users: Annotated[str, typer.Option(help="comma-separated user counts")] = "10,50,100",
+    duration: Annotated[int, typer.Option(min=3, max=600, help="seconds per run")] = 15,
+    workers: Annotated[int, typer.Option(min=1, max=16, help="cluster workers")] = 1,
+    targets: Annotated[str, typer.Option(help="gateway,bare,fastapi")] = ",".join(TARGETS),
+    reports: Annotated[Path, typer.Option(help="folder of result folders")] = Path(
+        "reports/load-bench"
+    ),
+) -> None:
+    """Measure the gateway's submit rate and p99 next to bare uvicorn endpoints."""
+    try:
+        user_counts = [int(u) for u in users.split(",") if u.strip()]
+    except ValueError:
+        fail(f"--users {users!r} is not a comma-separated list of numbers")
+    chosen = [t.strip() for t in targets.split(",") if t.strip()]
+    if not user_counts or min(user_counts) < 1:
+        fail("--users needs at least one count above 0")
+    if unknown := set(chosen) - set(TARGETS):
+        fail(f"unknown target(s) {sorted(unknown)}; use {', '.join(TARGETS)}")
+    run_dir = new_run_dir(reports)
+    try:
+        settings = load_settings(
+            namespace=f"bench-{uuid.uuid4().hex[:8]}",
+            gateway_port=free_port(),
+            run_dir=run_dir / "cluster",
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fail(f"bad setting COORD_{str(first['loc'][0]).upper()}: {first['msg']}")
+    info = machine()
+    console.print(
+        f"{info['nproc']} cores, Python {info['python']}, load average "
+        f"{info['load_average_at_start'][0]:.2f}; {duration}s per run; results in {run_dir}"
+    )
+    runs: list[dict[str, Any]] = []
+    with gateway_cluster(settings, workers) as gateway, ExitStack() as baselines:
+        hosts = {"gateway": gateway} | {
+            name: baselines.enter_context(baseline_server(app, free_port(), run_dir))
+            for name, app in BASELINES.items()
+            if name in chosen
+        }
+        for count in user_counts:
+            for target in chosen:
+                out = run_dir / target
+                out.mkdir(exist_ok=True)
+                with console.status(f"{target}: {count} users for {duration}s"):
+                    runs.append({"target": target, **measure(hosts[target], count, duration, out)})
+    overhead = [row for base in BASELINES if base in chosen for row in ratios(runs, base)]
+    results = {
+        "machine": info,
+        "settings": {
+            "duration_s": duration,
+            "workers": workers,
+            "worker_mode": WorkerMode.PROCESSES.value,
+            "body": {"kind": "io", "count": 1, "params": {"io_ms": 0}},
+            "finished_at": time.time(),
+        },
+        "runs": runs,
+        "overhead": overhead,
+    }
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+    point_latest(run_dir)
+    print_results(runs, overhead)
+    console.print(f"results: {run_dir / 'results.json'}")
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,40 @@
+"""deploy.probe against the real Redis: a fresh heartbeat passes, a stale one fails."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import orjson
+import pytest
+from pydantic import SecretStr
+from redis.asyncio import Redis
+
+from deploy.probe import ProbeFailed, Service, probe_heartbeat
+from shared.settings import Settings
+
+
+async def write_beat(redis: Redis, settings: Settings, service: str, age_s: float) -> None:
+    instance = f"{socket.gethostname()}-4242"
+    payload = {"service": service, "instance": instance, "last_seen": time.time() - age_s}
+    await redis.hset(settings.names.instances, instance, orjson.dumps(payload))
+
+
+async def test_a_fresh_heartbeat_passes(redis: Redis, settings: Settings) -> None:
+    await write_beat(redis, settings, "worker", age_s=1)
+    message = probe_heartbeat(settings, Service.WORKER, max_age_s=30, timeout_s=3)
+    assert message.startswith("worker heartbeat")
+
+
+async def test_a_stale_or_missing_heartbeat_fails(redis: Redis, settings: Settings) -> None:
+    with pytest.raises(ProbeFailed, match="no aggregator heartbeat"):
+        probe_heartbeat(settings, Service.AGGREGATOR, max_age_s=30, timeout_s=3)
+    await write_beat(redis, settings, "aggregator", age_s=120)
+    with pytest.raises(ProbeFailed, match="120s old"):
+        probe_heartbeat(settings, Service.AGGREGATOR, max_age_s=30, timeout_s=3)
+
+
+def test_an_unreachable_redis_fails(settings: Settings) -> None:
+    broken = settings.model_copy(update={"redis_url": SecretStr("redis://127.0.0.1:1/0")})
+    with pytest.raises(ProbeFailed, match="redis unreachable"):
+        probe_heartbeat(broken, Service.WORKER, max_age_s=30, timeout_s=1)
