@@ -1,6 +1,8 @@
 import asyncio
 import os
+import re
 import urllib.request
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -177,3 +179,23 @@ def test_serve_answers_a_scrape_and_stops() -> None:
         server.close()
     assert 'coord_results_folded_total{instance="a1",service="aggregator"} 4.0' in body
     assert "process_cpu_seconds_total" in body
+
+
+def test_every_metric_the_grafana_dashboard_queries_is_exported() -> None:
+    """The Compose profile's Grafana dashboard and shared/metrics.py must name the same series."""
+    root = Path(__file__).resolve().parents[3]
+    board = (root / "deploy/observability/grafana/dashboards/coord-cluster.json").read_text()
+    queried = set(re.findall(r"coord_[a-z_]+", board))
+    assert queried, "the dashboard queries no coord_ metric"
+    exported = set()
+    for service in ("gateway", "worker", "aggregator"):
+        metrics = Metrics(service, "x", mode="processes", process_metrics=False)
+        metrics.track_queue_depths(lambda: {"ns.jobs": 0})
+        for family in metrics.registry.collect():
+            exported |= {sample.name for sample in family.samples} | {family.name}
+        exported |= {
+            f"{family.name}{suffix}"
+            for family in metrics.registry.collect()
+            for suffix in ("_total", "_bucket", "_count", "_sum")
+        }
+    assert queried <= exported, sorted(queried - exported)
