@@ -42,16 +42,18 @@ function forget(chart, liveNames) {
 
 // Jobs per second from two successive heartbeats of one instance: the change of its
 // counter over the change of its own clock, so a late poll does not distort the figure.
+// A restarted instance (another pid under the same name) starts its rate afresh.
 function rateOf(entry) {
   const done = Number(entry[DONE_FIELD[entry.service]] ?? 0);
   const lastSeen = Number(entry.last_seen);
-  const prev = state.previous.get(entry.instance);
+  const known = state.previous.get(entry.instance);
+  const prev = known && known.pid === entry.pid ? known : undefined;
   let rate = prev ? prev.rate : null;
   if (prev && lastSeen > prev.lastSeen) {
     rate = done >= prev.done ? (done - prev.done) / (lastSeen - prev.lastSeen) : 0;
   }
   if (!prev || lastSeen > prev.lastSeen) {
-    state.previous.set(entry.instance, { done, lastSeen, rate });
+    state.previous.set(entry.instance, { done, lastSeen, rate, pid: entry.pid });
   }
   return { done, rate };
 }
