@@ -32,7 +32,7 @@ from deploy.servers import (
     start_private_redis,
     stop_process_group,
 )
-from shared.settings import Settings, WorkerMode
+from shared.settings import Settings, WorkerMode, secret_env_names
 
 STATE_FILE = "cluster.json"
 STOP_ORDER = ("gateway", "worker", "aggregator")
@@ -178,7 +178,8 @@ def start_local_cluster(
     try:
         ensure_servers(settings, state)
         env = service_env(settings, COORD_WORKER_MODE=mode.value, COORD_POOL_SIZE=str(pool_size))
-        state.env = {k: v for k, v in env.items() if k.startswith("COORD_") and "URL" not in k}
+        secrets = secret_env_names()
+        state.env = {k: v for k, v in env.items() if k.startswith("COORD_") and k not in secrets}
         spawn = functools.partial(state.spawn, python=python, env=env, logs=logs)
         spawn("aggregator", "aggregator", metrics_port=metrics_port_for(settings))
         for index in range(1, workers + 1):

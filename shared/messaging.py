@@ -27,7 +27,11 @@ from shared.settings import Settings
 
 PERSISTENT = aio_pika.DeliveryMode.PERSISTENT
 
-BROKER_ERRORS: tuple[type[Exception], ...] = (aiormq.exceptions.AMQPError, ConnectionError)
+BROKER_ERRORS: tuple[type[Exception], ...] = (
+    aiormq.exceptions.AMQPError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    ConnectionError,
+)
 """What a publish, ack or reject raises while the broker is away; the robust connection
 reconnects by itself, and every unacked message is redelivered."""
 

@@ -130,6 +130,15 @@ class Settings(BaseSettings):
         return Names(self.namespace)
 
 
+def secret_env_names() -> frozenset[str]:
+    """The environment variables holding secrets (URLs with passwords, the API key)."""
+    return frozenset(
+        f"COORD_{name.upper()}"
+        for name, field in Settings.model_fields.items()
+        if "SecretStr" in str(field.annotation)
+    )
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read the environment once; ``overrides`` win (used by tests and the launcher)."""
     return Settings(**overrides)  # type: ignore[arg-type]
