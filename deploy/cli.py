@@ -131,7 +131,18 @@ def status(
         return
     heartbeats = {i["instance"]: i for i in report["instances"]}
     table = Table(title=f"cluster {report['namespace']} at {report['gateway_url']}")
-    for column in ("name", "service", "pid", "alive", "mode", "done", "in flight", "lag p99 ms"):
+    columns = (
+        "name",
+        "service",
+        "pid",
+        "alive",
+        "mode",
+        "done",
+        "in flight",
+        "lag p99 ms",
+        "metrics port",
+    )
+    for column in columns:
         table.add_column(column)
     for member in report["members"]:
         beat = heartbeats.get(member["name"], {})
@@ -145,6 +156,7 @@ def status(
             str(done),
             str(beat.get("in_flight", "")),
             str((beat.get("loop_lag_ms") or {}).get("p99", "")),
+            str(member.get("metrics_port") or "off"),
         )
     for server in report["servers"]:
         table.add_row(server["name"], "private server", str(server["pid"]), str(server["alive"]))

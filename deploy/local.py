@@ -7,6 +7,7 @@ after a failed start.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -23,6 +24,7 @@ from pydantic import SecretStr
 from deploy.servers import (
     ServerProcess,
     ServerUnavailable,
+    free_port,
     host_port,
     is_listening,
     pid_alive,
@@ -46,6 +48,7 @@ class Member:
     service: str
     pid: int
     log: str
+    metrics_port: int = 0
 
     @property
     def alive(self) -> bool:
@@ -83,19 +86,29 @@ class ClusterState:
         tmp.replace(path)
 
     def spawn(
-        self, name: str, service: str, *, python: str, env: dict[str, str], logs: Path
+        self,
+        name: str,
+        service: str,
+        *,
+        python: str,
+        env: dict[str, str],
+        logs: Path,
+        metrics_port: int = 0,
     ) -> Member:
+        """Start one service process; ``metrics_port`` is where its /metrics answers (0: off)."""
         log = logs / f"{name}.log"
         with log.open("ab") as out:
             process = subprocess.Popen(
                 [python, "-m", f"services.{service}"],
-                env={**env, "COORD_INSTANCE": name},
+                env={**env, "COORD_INSTANCE": name, "COORD_METRICS_PORT": str(metrics_port)},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        member = Member(name=name, service=service, pid=process.pid, log=str(log))
+        member = Member(
+            name=name, service=service, pid=process.pid, log=str(log), metrics_port=metrics_port
+        )
         self.members.append(member)
         self.save()
         return member
@@ -167,15 +180,25 @@ def start_local_cluster(
         env = service_env(settings, COORD_WORKER_MODE=mode.value, COORD_POOL_SIZE=str(pool_size))
         secrets = secret_env_names()
         state.env = {k: v for k, v in env.items() if k.startswith("COORD_") and k not in secrets}
-        state.spawn("aggregator", "aggregator", python=python, env=env, logs=logs)
+        spawn = functools.partial(state.spawn, python=python, env=env, logs=logs)
+        spawn("aggregator", "aggregator", metrics_port=metrics_port_for(settings))
         for index in range(1, workers + 1):
-            state.spawn(f"worker-{index}", "worker", python=python, env=env, logs=logs)
-        state.spawn("gateway", "gateway", python=python, env=env, logs=logs)
+            spawn(f"worker-{index}", "worker", metrics_port=metrics_port_for(settings))
+        spawn("gateway", "gateway", metrics_port=settings.gateway_port)
         wait_healthy(state, timeout_s=wait_s)
     except BaseException:
         stop_local_cluster(run_dir, timeout_s=5)
         raise
     return state
+
+
+def metrics_port_for(settings: Settings) -> int:
+    """A free port for one more local /metrics server, or 0 when metrics are off.
+
+    Local processes share one address, so each gets its own port; the state file and
+    ``cluster status`` say which.
+    """
+    return free_port(settings.effective_metrics_host) if settings.metrics_port else 0
 
 
 def restart_member(settings: Settings, name: str, *, python: str = sys.executable) -> Member:
@@ -191,7 +214,14 @@ def restart_member(settings: Settings, name: str, *, python: str = sys.executabl
         raise ClusterError(f"{name} is still running as pid {old.pid}")
     state.members.remove(old)
     env = service_env(settings, COORD_WORKER_MODE=state.mode, COORD_POOL_SIZE=str(state.pool_size))
-    return state.spawn(name, old.service, python=python, env=env, logs=run_dir / "logs")
+    return state.spawn(
+        name,
+        old.service,
+        python=python,
+        env=env,
+        logs=run_dir / "logs",
+        metrics_port=old.metrics_port,
+    )
 
 
 def wait_healthy(state: ClusterState, *, timeout_s: float) -> None:

@@ -19,8 +19,21 @@ SERVICE_STYLES = {"gateway": "cyan", "worker": "magenta", "aggregator": "blue"}
 SHOWN_FIRST = ("timestamp", "service", "instance", "level", "event")
 
 
+def batch_of(job_id: str) -> str:
+    """A job id is ``{batch_id}.{index}``: the batch a job belongs to, from its id alone."""
+    return job_id.rpartition(".")[0] or job_id
+
+
 @dataclass(frozen=True)
 class LogFilter:
+    """Which log lines to show.
+
+    ``job_id`` selects that job's own lines and the batch-level lines of its batch (lines
+    with its ``batch_id`` and no ``job_id``): the gateway accepts and the aggregator
+    completes whole batches, so a job's path starts with ``batch_accepted`` and ends with
+    ``batch_completed``.
+    """
+
     batch_id: str | None = None
     job_id: str | None = None
     service: str | None = None
@@ -29,7 +42,7 @@ class LogFilter:
     def matches(self, record: dict[str, Any]) -> bool:
         if self.batch_id and record.get("batch_id") != self.batch_id:
             return False
-        if self.job_id and record.get("job_id") != self.job_id:
+        if self.job_id and not self._on_path_of_job(record, self.job_id):
             return False
         if self.service and record.get("service") != self.service:
             return False
@@ -37,6 +50,12 @@ class LogFilter:
             found = LEVELS.get(str(record.get("level", "info")), 20)
             return found >= LEVELS[self.level]
         return True
+
+    @staticmethod
+    def _on_path_of_job(record: dict[str, Any], job_id: str) -> bool:
+        if "job_id" in record:
+            return bool(record["job_id"] == job_id)
+        return bool(record.get("batch_id") == batch_of(job_id))
 
 
 def parse_line(line: bytes | str) -> dict[str, Any] | None:

@@ -46,6 +46,14 @@ def is_listening(host: str, port: int, timeout_s: float = 0.5) -> bool:
         return False
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (the kernel's pick), for a process to bind next."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def wait_listening(
     host: str,
     port: int,

@@ -157,3 +157,22 @@ async def read_batch(redis: Redis, names: Names, batch_id: str) -> BatchStatus |
             round((completed + failed) / duration, 2) if duration and duration > 0 else None
         ),
     )
+
+
+RECENT_BATCHES = 1000
+
+
+async def count_running_batches(redis: Redis, names: Names, *, recent: int = RECENT_BATCHES) -> int:
+    """Running batches among the ``recent`` newest: a live figure whose cost stays bounded.
+
+    Batches older than that window are not looked at; with more than ``recent`` batches
+    running at once the figure is a lower bound.
+    """
+    batch_ids = await redis.zrevrange(names.batches_index, 0, recent - 1)
+    if not batch_ids:
+        return 0
+    async with redis.pipeline(transaction=False) as pipe:
+        for batch_id in batch_ids:
+            pipe.hget(names.batch(str(batch_id)), "status")
+        statuses = await pipe.execute()
+    return sum(1 for status in statuses if status == BatchState.RUNNING.value)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from shared.batches import percentile
 
 LagObserver = Callable[[float], None]
+RECENT_S = 2.0
 
 
 class LoopLagMonitor:
@@ -33,15 +34,24 @@ class LoopLagMonitor:
             for observe in self.observers:
                 observe(lag_ms / 1000)
 
-    def snapshot(self) -> dict[str, float | None]:
-        """p50, p99 and max over the recent window, plus the max since start, in ms."""
-        ordered = sorted(self.samples_ms)
+    def snapshot(self, last: int | None = None) -> dict[str, float | None]:
+        """p50, p99 and max over the window (or its ``last`` samples), the max since start, in ms.
+
+        The dashboard asks for the last couple of seconds, so a stall shows at once and
+        fades once the loop is responsive again.
+        """
+        samples = list(self.samples_ms)[-last:] if last else self.samples_ms
+        ordered = sorted(samples)
         return {
             "p50": _round(percentile(ordered, 50)),
             "p99": _round(percentile(ordered, 99)),
             "max": _round(ordered[-1] if ordered else None),
             "max_since_start": round(self.max_ms, 3),
         }
+
+    def recent_snapshot(self, seconds: float = RECENT_S) -> dict[str, float | None]:
+        """:meth:`snapshot` over about the last ``seconds`` of samples (fewer when lagging)."""
+        return self.snapshot(last=max(1, round(seconds / self.interval_s)))
 
     def reset(self) -> None:
         self.samples_ms.clear()

@@ -82,6 +82,18 @@ class Settings(BaseSettings):
     batch_ttl_s: int = Field(default=86_400, ge=60)
 
     redis_max_connections: int = Field(default=256, ge=4, le=10_000)
+    metrics_host: str | None = Field(
+        default=None,
+        description="Address of a worker's or aggregator's /metrics; unset = gateway_host, so "
+        "an image that serves the gateway on 0.0.0.0 serves metrics there too.",
+    )
+    metrics_port: int = Field(
+        default=9100,
+        ge=0,
+        le=65535,
+        description="Port of a worker's or aggregator's /metrics; 0 = off. The gateway "
+        "serves /metrics on its HTTP port.",
+    )
 
     heartbeat_s: float = Field(default=1.0, gt=0, le=60)
     loop_lag_interval_s: float = Field(default=0.05, gt=0, le=5)
@@ -107,6 +119,11 @@ class Settings(BaseSettings):
         """A validated copy with ``changes`` applied (``model_copy`` would skip validation)."""
         current = {name: getattr(self, name) for name in type(self).model_fields}
         return type(self).model_validate({**current, **changes})
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def effective_metrics_host(self) -> str:
+        return self.metrics_host or self.gateway_host
 
     @cached_property
     def names(self) -> Names:

@@ -11,6 +11,7 @@ from shared.lifecycle import Heartbeat, stop_on_signals
 from shared.logging import configure_logging
 from shared.looplag import LoopLagMonitor
 from shared.messaging import connect_amqp, declare_topology
+from shared.metrics import Metrics
 from shared.redis_client import connect_redis
 from shared.runtime import run_service
 from shared.settings import Settings, load_settings
@@ -21,6 +22,10 @@ async def main(settings: Settings) -> None:
     stop = asyncio.Event()
     stop_on_signals(stop)
 
+    metrics = Metrics("aggregator", settings.instance)
+    metrics_server = metrics.serve_if_enabled(
+        settings.effective_metrics_host, settings.metrics_port
+    )
     redis = await connect_redis(settings)
     connection = await connect_amqp(settings)
     try:
@@ -28,15 +33,21 @@ async def main(settings: Settings) -> None:
         await channel.set_qos(prefetch_count=settings.aggregator_prefetch)
         queues = await declare_topology(channel, settings.names)
         folder = ResultFolder(redis, settings.names, ttl_s=settings.batch_ttl_s)
-        consumer = ResultConsumer(settings, queues["results"], folder)
+        consumer = ResultConsumer(settings, queues["results"], folder, metrics)
         lag = LoopLagMonitor(settings.loop_lag_interval_s)
+        metrics.track_loop_lag(lag)
         heartbeat = Heartbeat(
             redis,
             settings.names,
             service="aggregator",
             instance=settings.instance,
             interval_s=settings.heartbeat_s,
-            stats=lambda: {**consumer.stats(), "loop_lag_ms": lag.snapshot()},
+            stats=lambda: {
+                **consumer.stats(),
+                "loop_lag_ms": lag.snapshot(),
+                "loop_lag_recent_ms": lag.recent_snapshot(),
+            },
+            metrics_port=metrics_server.port if metrics_server else 0,
         )
         async with asyncio.TaskGroup() as tasks:
             background = [
@@ -57,6 +68,8 @@ async def main(settings: Settings) -> None:
         with contextlib.suppress(Exception):
             await connection.close()
         await redis.aclose()
+        if metrics_server is not None:
+            metrics_server.close()
         log.info("aggregator_stopped")
 
 

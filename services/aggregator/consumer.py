@@ -19,14 +19,22 @@ from shared.jobs import InvalidMessage, decode_result
 from shared.lifecycle import raise_if_cancelling
 from shared.logging import context_headers, job_context
 from shared.messaging import BROKER_ERRORS
+from shared.metrics import Metrics
 from shared.settings import Settings
 
 log = structlog.get_logger()
 
 
 class ResultConsumer:
-    def __init__(self, settings: Settings, results_queue: AbstractQueue, folder: ResultFolder):
+    def __init__(
+        self,
+        settings: Settings,
+        results_queue: AbstractQueue,
+        folder: ResultFolder,
+        metrics: Metrics | None = None,
+    ):
         self.settings = settings
+        self.metrics = metrics or Metrics("aggregator", settings.instance, process_metrics=False)
         self.results_queue = results_queue
         self.folder = folder
         self.pending = PendingResults()
@@ -81,7 +89,7 @@ class ResultConsumer:
                 with job_context(
                     job_id=result.job_id, batch_id=result.batch_id, trace_id=result.trace_id
                 ):
-                    log.debug("result_folded", ok=result.ok, worker=result.worker)
+                    log.info("result_folded", ok=result.ok, worker=result.worker)
         except BROKER_ERRORS as exc:
             # Folded but not acked: the broker redelivers these, and the fold absorbs them.
             raise_if_cancelling(exc)
@@ -89,6 +97,12 @@ class ResultConsumer:
         self.folded += outcome.folded
         self.duplicates += outcome.duplicates
         self.orphans += outcome.orphans
+        self.metrics.fold_outcome(
+            folded=outcome.folded,
+            duplicates=outcome.duplicates,
+            orphans=outcome.orphans,
+            done=len(outcome.done),
+        )
         if outcome.duplicates:
             log.info("duplicates_absorbed", count=outcome.duplicates)
         if outcome.orphans:

@@ -6,6 +6,7 @@ import uvicorn
 
 from services.gateway.app import create_app
 from shared.logging import configure_logging
+from shared.metrics import Metrics
 from shared.settings import load_settings
 
 
@@ -13,7 +14,7 @@ def main() -> None:
     settings = load_settings()
     configure_logging(settings, "gateway")
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, Metrics("gateway", settings.instance)),
         host=settings.gateway_host,
         port=settings.gateway_port,
         loop="uvloop",

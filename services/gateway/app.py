@@ -13,15 +13,20 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from redis.exceptions import RedisError
 
 from services.gateway.backlog import BacklogMonitor
+from services.gateway.instrument import HttpMetricsMiddleware
+from services.gateway.overview import BatchesInFlight, build_overview
 from services.gateway.publisher import new_batch_id, publish_batch
 from services.gateway.waiters import BatchWaiters
 from shared.batches import BatchState, BatchStatus, abort_batch, create_batch, read_batch
@@ -30,12 +35,14 @@ from shared.lifecycle import Heartbeat, read_instances
 from shared.logging import job_context
 from shared.looplag import LoopLagMonitor
 from shared.messaging import PublishFailed, connect_amqp, declare_topology
+from shared.metrics import Metrics
 from shared.redis_client import connect_redis
 from shared.settings import Settings
 
 log = structlog.get_logger()
 
 RETRY_AFTER_S = 2
+STATIC_DIR = FilePath(__file__).parent / "static"
 BATCH_ID = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="id from POST /batches")]
 
 
@@ -60,10 +67,12 @@ class Unavailable(Exception):
 class Gateway:
     """The gateway's connections and background tasks, opened and closed in one place."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.names = settings.names
+        self.metrics = metrics or Metrics("gateway", settings.instance, process_metrics=False)
         self.lag = LoopLagMonitor(settings.loop_lag_interval_s)
+        self.metrics.track_loop_lag(self.lag)
         self.accepted_batches = 0
         self.accepted_jobs = 0
 
@@ -76,6 +85,8 @@ class Gateway:
             await declare_topology(self.channel, self.names)
             self.exchange = self.channel.default_exchange
             self.backlog = BacklogMonitor(self.connection, self.names)
+            self.metrics.track_queue_depths(lambda: self.backlog.depths)
+            self.batches_in_flight = BatchesInFlight(self.redis, self.names, self.metrics)
             self.waiters = BatchWaiters(self.redis, self.names.batch_done_channel)
             heartbeat = Heartbeat(
                 self.redis,
@@ -88,13 +99,17 @@ class Gateway:
                     "accepted_jobs": self.accepted_jobs,
                     "waiting_requests": sum(len(w) for w in self.waiters.events.values()),
                     "loop_lag_ms": self.lag.snapshot(),
+                    "loop_lag_recent_ms": self.lag.recent_snapshot(),
+                    "batches_in_flight": self.batches_in_flight.count,
                 },
                 port=self.settings.gateway_port,
+                metrics_port=self.settings.gateway_port,
             )
             tasks = [
                 asyncio.create_task(self.lag.run()),
                 asyncio.create_task(self.waiters.run()),
                 asyncio.create_task(self.backlog.run()),
+                asyncio.create_task(self.batches_in_flight.run()),
                 asyncio.create_task(heartbeat.run()),
             ]
             log.info("gateway_started", port=self.settings.gateway_port)
@@ -152,6 +167,7 @@ class Gateway:
             publish_ms = round((time.perf_counter() - started) * 1000, 3)
             self.accepted_batches += 1
             self.accepted_jobs += request.count
+            self.metrics.batch_accepted(request.kind.value, request.count)
             log.info(
                 "batch_accepted",
                 kind=request.kind.value,
@@ -190,10 +206,14 @@ def get_gateway(request: Request) -> Gateway:
     return gateway
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
+    """The app; ``metrics`` defaults to a fresh registry, so apps built in one process
+    (tests) never share figures."""
+    metrics = metrics or Metrics("gateway", settings.instance, process_metrics=False)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with Gateway(settings).running() as gateway:
+        async with Gateway(settings, metrics).running() as gateway:
             app.state.gateway = gateway
             yield
 
@@ -203,6 +223,8 @@ def create_app(settings: Settings) -> FastAPI:
         description="Submit batches of jobs to the coordination cluster and follow them.",
         lifespan=lifespan,
     )
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     def require_api_key(x_api_key: Annotated[str | None, Header()] = None) -> None:
         expected = settings.api_key
@@ -272,5 +294,24 @@ def create_app(settings: Settings) -> FastAPI:
             "instances": await read_instances(gateway.redis, gateway.names),
             "queues": gateway.backlog.depths,
         }
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/api/overview")
+    async def overview(gateway: Annotated[Gateway, Depends(get_gateway)]) -> dict[str, Any]:
+        """Everything the dashboard draws: heartbeats, queue depths, batches in flight."""
+        return await build_overview(
+            gateway.redis,
+            gateway.names,
+            depths=gateway.backlog.depths,
+            batches_in_flight=gateway.batches_in_flight.count,
+            heartbeat_s=settings.heartbeat_s,
+        )
+
+    @app.get("/", include_in_schema=False)
+    async def dashboard() -> FileResponse:
+        return FileResponse(STATIC_DIR / "dashboard.html")
 
     return app

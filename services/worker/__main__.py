@@ -12,9 +12,10 @@ from shared.lifecycle import Heartbeat, stop_on_signals
 from shared.logging import configure_logging
 from shared.looplag import LoopLagMonitor
 from shared.messaging import connect_amqp, declare_topology
+from shared.metrics import Metrics
 from shared.redis_client import connect_redis
 from shared.runtime import run_service
-from shared.settings import Settings, load_settings
+from shared.settings import Settings, WorkerMode, load_settings
 
 
 async def main(settings: Settings) -> None:
@@ -22,6 +23,10 @@ async def main(settings: Settings) -> None:
     stop = asyncio.Event()
     stop_on_signals(stop)
 
+    metrics = Metrics("worker", settings.instance, mode=settings.worker_mode.value)
+    metrics_server = metrics.serve_if_enabled(
+        settings.effective_metrics_host, settings.metrics_port
+    )
     cpu = CpuRunner(settings.worker_mode, settings.effective_pool_size)
     await cpu.warm_up()
     redis = await connect_redis(settings)
@@ -31,16 +36,24 @@ async def main(settings: Settings) -> None:
         await channel.set_qos(prefetch_count=settings.effective_prefetch)
         queues = await declare_topology(channel, settings.names)
         steps = JobSteps(redis, settings.names, cpu, fail_n=settings.chaos_fail_n)
-        consumer = JobConsumer(settings, channel, queues["jobs"], steps, cpu)
+        consumer = JobConsumer(settings, channel, queues["jobs"], steps, cpu, metrics)
         lag = LoopLagMonitor(settings.loop_lag_interval_s)
+        metrics.track_loop_lag(lag)
+        metrics.track_worker(lambda: consumer.in_flight, lambda: cpu.busy)
+        metrics.set_pool_size(1 if settings.worker_mode == WorkerMode.BLOCKING else cpu.pool_size)
         heartbeat = Heartbeat(
             redis,
             settings.names,
             service="worker",
             instance=settings.instance,
             interval_s=settings.heartbeat_s,
-            stats=lambda: {**consumer.stats(), "loop_lag_ms": lag.snapshot()},
+            stats=lambda: {
+                **consumer.stats(),
+                "loop_lag_ms": lag.snapshot(),
+                "loop_lag_recent_ms": lag.recent_snapshot(),
+            },
             mode=settings.worker_mode.value,
+            metrics_port=metrics_server.port if metrics_server else 0,
             pool_size=settings.effective_pool_size,
             runners=settings.runners,
         )
@@ -68,6 +81,8 @@ async def main(settings: Settings) -> None:
             await connection.close()
         await redis.aclose()
         cpu.close()
+        if metrics_server is not None:
+            metrics_server.close()
         log.info("worker_stopped")
 
 

@@ -20,6 +20,7 @@ from shared.jobs import InvalidMessage, Job, Result, decode_job
 from shared.lifecycle import raise_if_cancelling
 from shared.logging import context_headers, job_context
 from shared.messaging import BROKER_ERRORS, from_lost_channel, make_message, publish_confirmed
+from shared.metrics import Metrics
 from shared.settings import Settings
 
 log = structlog.get_logger()
@@ -33,6 +34,7 @@ class JobConsumer:
         jobs_queue: AbstractQueue,
         steps: JobSteps,
         cpu: CpuRunner,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.names = settings.names
@@ -43,7 +45,11 @@ class JobConsumer:
         self.inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue(
             maxsize=settings.effective_prefetch
         )
+        self.metrics = metrics or Metrics(
+            "worker", settings.instance, mode=settings.worker_mode.value, process_metrics=False
+        )
         self.consumer_tag: str | None = None
+        self.received = 0
         self.in_flight = 0
         self.completed = 0
         self.failed = 0
@@ -101,9 +107,12 @@ class JobConsumer:
                 job = decode_job(message.body)
             except InvalidMessage as exc:
                 self.dead_lettered += 1
+                self.metrics.job_failed("invalid")
                 log.warning("message_dead_lettered", reason=str(exc), size=len(message.body))
                 await message.reject(requeue=False)
                 return
+            self.received += 1
+            self.metrics.job_received(job.kind.value)
             with job_context(job_id=job.job_id, batch_id=job.batch_id, trace_id=job.trace_id):
                 await self.run_job(job, message)
 
@@ -118,6 +127,7 @@ class JobConsumer:
         await self.publish_result(job, ok=True, value=value, durations=durations, error=None)
         await message.ack()
         self.completed += 1
+        self.metrics.job_completed(job.kind.value, durations)
         log.info(
             "job_completed",
             kind=job.kind.value,
@@ -146,11 +156,13 @@ class JobConsumer:
             )
             await message.ack()
             self.retried += 1
+            self.metrics.job_retried(job.kind.value)
             log.warning("job_retried", error=repr(exc), attempt=job.attempt - 1, delay_s=delay_s)
             return
         await self.publish_result(job, ok=False, value=0, durations={}, error=repr(exc))
         await message.reject(requeue=False)
         self.failed += 1
+        self.metrics.job_failed(job.kind.value)
         log.error("job_failed", error=repr(exc), attempts=job.attempt)
 
     async def publish_result(
@@ -196,6 +208,7 @@ class JobConsumer:
 
     def stats(self) -> dict[str, Any]:
         return {
+            "received": self.received,
             "in_flight": self.in_flight,
             "queued": self.inbox.qsize(),
             "completed": self.completed,

@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable
 from typing import TypeVar
 
+import structlog
 from redis.asyncio import Redis
 
 from services.worker.executors import CpuRunner
@@ -15,6 +16,8 @@ from shared.names import Names
 from shared.primes import count_primes
 
 T = TypeVar("T")
+
+log = structlog.get_logger()
 
 
 class InjectedFault(RuntimeError):
@@ -50,6 +53,7 @@ class JobSteps:
             started = time.perf_counter()
             value = await step
             durations[name] = round((time.perf_counter() - started) * 1000, 3)
+            log.debug("step_finished", step=name, duration_ms=durations[name])
             return value
 
         if job.kind == JobKind.CPU:

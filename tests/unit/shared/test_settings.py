@@ -35,3 +35,15 @@ def test_secrets_do_not_show_in_repr() -> None:
     settings = load_settings(amqp_url="amqp://user:s3cret@host/", api_key="k3y")
     assert "s3cret" not in repr(settings)
     assert "k3y" not in repr(settings)
+
+
+def test_metrics_serve_where_the_gateway_does_unless_told() -> None:
+    assert load_settings(gateway_host="0.0.0.0").effective_metrics_host == "0.0.0.0"
+    assert (
+        load_settings(gateway_host="0.0.0.0", metrics_host="127.0.0.1").effective_metrics_host
+        == "127.0.0.1"
+    )
+    assert load_settings().metrics_port == 9100
+    assert load_settings(metrics_port=0).metrics_port == 0
+    with pytest.raises(ValidationError, match="metrics_port"):
+        load_settings(metrics_port=70_000)

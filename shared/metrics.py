@@ -1,0 +1,297 @@
+"""Every Prometheus metric of the cluster, defined in one place (prefix ``coord_``).
+
+Each service process builds one :class:`Metrics` on a registry of its own and records
+through its methods; the gateway serves the registry on its HTTP port at ``/metrics``,
+workers and the aggregator on ``metrics_port`` (:meth:`Metrics.serve`).
+
+Every series carries ``service`` and ``instance`` (the instance name the heartbeat and
+the logs use, so a figure can be matched to a log line), worker series also ``mode``,
+job series ``kind``. Prometheus renames a scraped ``instance`` label to
+``exported_instance`` unless the scrape job sets ``honor_labels: true``.
+
+No multiprocess mode is needed: in ``processes`` mode the CPU step runs in pool
+processes, but every figure is recorded in the worker's main process. The step is timed
+there around the awaited executor call, and counters change there once the result is
+back. Pool processes never touch a metric, so the main process's registry is complete and
+prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, one file per pid,
+merged at scrape time) would only add cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+    start_http_server,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from shared.looplag import LoopLagMonitor
+
+STEP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+SERVICE = ("service", "instance")
+WORKER = (*SERVICE, "mode")
+JOB = (*WORKER, "kind")
+
+
+def step_family(step: str) -> str:
+    """``io_before`` and ``io_after`` of a mixed job are I/O steps like any other."""
+    return "io" if step.startswith("io") else step
+
+
+@dataclass
+class MetricsServer:
+    """The HTTP server of :meth:`Metrics.serve`, running in a daemon thread."""
+
+    port: int
+    close: Callable[[], None]
+
+
+class _CallbackGauges(Collector):
+    """A gauge whose labelled values are read from a callable at scrape time.
+
+    Used where the figure already lives elsewhere (the gateway's cached queue depths), so
+    there is no second copy to keep in step.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        label: str,
+        base: Mapping[str, str],
+        read: Callable[[], Mapping[str, float]],
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.label = label
+        self.base = dict(base)
+        self.read = read
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(self.name, self.documentation, labels=[*self.base, self.label])
+        for key, value in sorted(self.read().items()):
+            family.add_metric([*self.base.values(), key], value)
+        yield family
+
+    def describe(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(self.name, self.documentation, labels=[*self.base, self.label])
+
+
+class Metrics:
+    """The metrics of one service process, bound to its ``service``, ``instance`` and ``mode``."""
+
+    def __init__(
+        self,
+        service: str,
+        instance: str,
+        *,
+        mode: str = "",
+        registry: CollectorRegistry | None = None,
+        process_metrics: bool = True,
+    ) -> None:
+        self.service = service
+        self.instance = instance
+        self.mode = mode
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.base = {"service": service, "instance": instance}
+        self.worker_base = {**self.base, "mode": mode}
+        if process_metrics:
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+        r = self.registry
+
+        self.jobs_received = Counter(
+            "coord_jobs_received", "Jobs a worker took from the jobs queue.", JOB, registry=r
+        )
+        self.jobs_completed = Counter(
+            "coord_jobs_completed", "Jobs a worker ran and acked.", JOB, registry=r
+        )
+        self.jobs_failed = Counter(
+            "coord_jobs_failed",
+            "Jobs given up after their last attempt, or undecodable (kind 'invalid').",
+            JOB,
+            registry=r,
+        )
+        self.jobs_retried = Counter(
+            "coord_jobs_retried",
+            "Failed attempts sent back through the retry queue.",
+            JOB,
+            registry=r,
+        )
+        self.step_duration = Histogram(
+            "coord_step_duration_seconds",
+            "Duration of one job step (io or cpu), timed in the worker's main process.",
+            (*JOB, "step"),
+            registry=r,
+            buckets=STEP_BUCKETS,
+        )
+        self.jobs_in_flight = Gauge(
+            "coord_jobs_in_flight", "Jobs a runner task is handling now.", WORKER, registry=r
+        )
+        self.pool_busy = Gauge(
+            "coord_pool_busy", "CPU steps running or waiting for a pool slot.", WORKER, registry=r
+        )
+        self.pool_size = Gauge(
+            "coord_pool_size",
+            "Threads or processes in the CPU pool (1 when blocking).",
+            WORKER,
+            registry=r,
+        )
+        self.loop_lag = Histogram(
+            "coord_loop_lag_seconds",
+            "How late the event loop woke a sleeping task: time it spent not yielding.",
+            WORKER,
+            registry=r,
+            buckets=LAG_BUCKETS,
+        )
+
+        self.batches_accepted = Counter(
+            "coord_batches_accepted",
+            "Batches the gateway accepted.",
+            (*SERVICE, "kind"),
+            registry=r,
+        )
+        self.jobs_accepted = Counter(
+            "coord_jobs_accepted",
+            "Jobs the gateway published, confirmed by the broker.",
+            (*SERVICE, "kind"),
+            registry=r,
+        )
+        self.batches_in_flight = Gauge(
+            "coord_batches_in_flight",
+            "Batches still running among the most recent ones.",
+            SERVICE,
+            registry=r,
+        )
+        self.http_requests = Counter(
+            "coord_http_requests",
+            "HTTP requests answered, by route template.",
+            (*SERVICE, "method", "route", "status"),
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            "coord_http_request_duration_seconds",
+            "Time to answer an HTTP request (long polls included).",
+            (*SERVICE, "method", "route"),
+            registry=r,
+            buckets=HTTP_BUCKETS,
+        )
+
+        self.results_folded = Counter(
+            "coord_results_folded",
+            "Results folded into their batch (exactly once).",
+            SERVICE,
+            registry=r,
+        )
+        self.results_duplicates = Counter(
+            "coord_results_duplicates",
+            "Redelivered results the fold absorbed.",
+            SERVICE,
+            registry=r,
+        )
+        self.results_orphans = Counter(
+            "coord_results_orphans",
+            "Results whose batch is unknown or expired.",
+            SERVICE,
+            registry=r,
+        )
+        self.batches_completed = Counter(
+            "coord_batches_completed", "Batches the aggregator marked done.", SERVICE, registry=r
+        )
+
+    def job_received(self, kind: str) -> None:
+        self.jobs_received.labels(**self.worker_base, kind=kind).inc()
+
+    def job_completed(self, kind: str, durations_ms: Mapping[str, float]) -> None:
+        """Count a finished job and observe each of its steps."""
+        self.jobs_completed.labels(**self.worker_base, kind=kind).inc()
+        for step, ms in durations_ms.items():
+            self.step_duration.labels(
+                **self.worker_base, kind=kind, step=step_family(step)
+            ).observe(ms / 1000)
+
+    def job_failed(self, kind: str) -> None:
+        self.jobs_failed.labels(**self.worker_base, kind=kind).inc()
+
+    def job_retried(self, kind: str) -> None:
+        self.jobs_retried.labels(**self.worker_base, kind=kind).inc()
+
+    def track_worker(self, in_flight: Callable[[], float], pool_busy: Callable[[], float]) -> None:
+        """Read in-flight jobs and pool occupancy at scrape time."""
+        self.jobs_in_flight.labels(**self.worker_base).set_function(in_flight)
+        self.pool_busy.labels(**self.worker_base).set_function(pool_busy)
+
+    def set_pool_size(self, size: int) -> None:
+        self.pool_size.labels(**self.worker_base).set(size)
+
+    def track_loop_lag(self, monitor: LoopLagMonitor) -> None:
+        monitor.observers.append(self.loop_lag.labels(**self.worker_base).observe)
+
+    def track_queue_depths(self, depths: Callable[[], Mapping[str, float]]) -> None:
+        """``coord_queue_depth{queue}``: ready messages per queue, read at scrape time."""
+        self.registry.register(
+            _CallbackGauges(
+                "coord_queue_depth",
+                "Messages ready in each queue (-1: queue missing).",
+                "queue",
+                self.base,
+                depths,
+            )
+        )
+
+    def batch_accepted(self, kind: str, jobs: int) -> None:
+        self.batches_accepted.labels(**self.base, kind=kind).inc()
+        self.jobs_accepted.labels(**self.base, kind=kind).inc(jobs)
+
+    def set_batches_in_flight(self, count: int) -> None:
+        self.batches_in_flight.labels(**self.base).set(count)
+
+    def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.http_requests.labels(**self.base, method=method, route=route, status=str(status)).inc()
+        self.http_duration.labels(**self.base, method=method, route=route).observe(seconds)
+
+    def fold_outcome(self, *, folded: int, duplicates: int, orphans: int, done: int) -> None:
+        self.results_folded.labels(**self.base).inc(folded)
+        self.results_duplicates.labels(**self.base).inc(duplicates)
+        self.results_orphans.labels(**self.base).inc(orphans)
+        self.batches_completed.labels(**self.base).inc(done)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def serve_if_enabled(self, host: str, port: int) -> MetricsServer | None:
+        """:meth:`serve` unless ``port`` is 0; a taken port ends the service with one line."""
+        if port == 0:
+            return None
+        try:
+            return self.serve(host, port)
+        except OSError as exc:
+            raise SystemExit(f"cannot serve /metrics on {host}:{port}: {exc.strerror}") from exc
+
+    def serve(self, host: str, port: int) -> MetricsServer:
+        """Serve ``/metrics`` from a daemon thread; scraping then never waits on the loop.
+
+        A scrape reads values that the loop thread writes; prometheus_client guards every
+        value with a lock, so a scrape during a burst sees consistent figures.
+        """
+        server, thread = start_http_server(port, addr=host, registry=self.registry)
+
+        def close() -> None:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+
+        return MetricsServer(port=server.server_address[1], close=close)
