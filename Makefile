@@ -78,3 +78,7 @@ load-ui: $(STAMP)
 
 bench-gateway: $(STAMP)
 	$(BIN)/python -m loadtests.bench_gateway $(BENCH_ARGS)
+
+.PHONY: bench
+bench: $(STAMP)  ## the cluster's throughput, latency and memory against a bare aio-pika relay
+	$(BIN)/python -m loadtests.bench $(BENCH_ARGS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 
 import aio_pika
 from aio_pika.exceptions import ChannelClosed
@@ -11,7 +12,7 @@ from shared.redis_client import make_redis
 from shared.settings import Settings
 
 
-async def purge_namespace(settings: Settings) -> int:
+async def purge_namespace(settings: Settings, *, extra_queues: Iterable[str] = ()) -> int:
     """Delete every queue, exchange and key of ``settings.namespace``; returns keys deleted.
 
     Only names built by :class:`shared.names.Names` for this namespace are touched, so
@@ -20,7 +21,7 @@ async def purge_namespace(settings: Settings) -> int:
     names = settings.names
     connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
     async with connection:
-        for queue in names.queues:
+        for queue in (*names.queues, *extra_queues):
             with contextlib.suppress(ChannelClosed):
                 async with connection.channel() as channel:
                     await channel.queue_delete(queue)

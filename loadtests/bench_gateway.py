@@ -10,13 +10,8 @@ beside it) and points ``<reports>/latest`` at it.
 
 from __future__ import annotations
 
-import asyncio
 import csv
-import importlib.metadata
 import json
-import os
-import platform
-import socket
 import subprocess
 import sys
 import time
@@ -33,9 +28,10 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from deploy.local import ClusterError, start_local_cluster, stop_local_cluster
-from deploy.namespace import purge_namespace
+from deploy.local import ClusterError
 from deploy.servers import ServerUnavailable, wait_listening
+from deploy.servers import free_local_port as free_port
+from loadtests.harness import machine, scoped_cluster
 from loadtests.reports import new_run_dir, point_latest
 from shared.settings import Settings, WorkerMode, load_settings
 
@@ -61,34 +57,6 @@ errors = Console(stderr=True, soft_wrap=True)
 def fail(message: str) -> NoReturn:
     errors.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(1)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-def machine() -> dict[str, Any]:
-    """What the figures depend on, recorded next to them."""
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "locust": importlib.metadata.version("locust"),
-        "uvicorn": importlib.metadata.version("uvicorn"),
-        "load_average_at_start": list(os.getloadavg()),
-    }
 
 
 @contextmanager
@@ -124,20 +92,14 @@ def baseline_server(app: str, port: int, logs: Path) -> Iterator[Target]:
 def gateway_cluster(settings: Settings, workers: int) -> Iterator[Target]:
     """A real cluster in its own namespace; stopped by pid and purged afterwards."""
     try:
-        state = start_local_cluster(
-            settings, workers=workers, mode=WorkerMode.PROCESSES, python=sys.executable
-        )
+        with scoped_cluster(settings, workers=workers, mode=WorkerMode.PROCESSES) as state:
+            yield Target(
+                state.gateway_url,
+                server=[m.pid for m in state.members if m.service == "gateway"],
+                rest=[m.pid for m in state.members if m.service != "gateway"],
+            )
     except (ClusterError, ServerUnavailable) as exc:
         fail(str(exc))
-    try:
-        yield Target(
-            state.gateway_url,
-            server=[m.pid for m in state.members if m.service == "gateway"],
-            rest=[m.pid for m in state.members if m.service != "gateway"],
-        )
-    finally:
-        stop_local_cluster(settings.run_dir, timeout_s=15)
-        asyncio.run(purge_namespace(settings))
 
 
 def cpu_seconds(pids: list[int]) -> float:

@@ -1,0 +1,148 @@
+"""The cluster's own figures: end-to-end throughput, latency at a set rate, and memory."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import psutil
+
+from deploy.local import ClusterState
+from shared.batches import percentile
+from shared.redis_client import connect_redis
+from shared.settings import Settings
+
+
+@dataclass
+class RssSample:
+    at_s: float
+    mb: dict[str, float]
+
+
+@dataclass
+class MemoryProfile:
+    at_rest_mb: dict[str, float]
+    samples: list[RssSample] = field(default_factory=list)
+
+    def peak_mb(self) -> dict[str, float]:
+        return {
+            name: max(sample.mb.get(name, 0.0) for sample in self.samples)
+            for name in self.at_rest_mb
+        }
+
+
+async def submit(client: httpx.AsyncClient, count: int, io_ms: int = 0) -> str:
+    body = {"kind": "io", "count": count, "params": {"io_ms": io_ms}}
+    answer = await client.post("/batches", json=body)
+    answer.raise_for_status()
+    batch_id: str = answer.json()["batch_id"]
+    return batch_id
+
+
+async def wait_done(client: httpx.AsyncClient, batch_id: str, timeout_s: float = 600) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        wait = max(0.0, min(60.0, deadline - time.monotonic()))
+        status = (await client.get(f"/batches/{batch_id}", params={"wait": wait})).json()
+        if status["status"] != "running":
+            return status
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"batch {batch_id} still running after {timeout_s:.0f}s")
+
+
+def client_for(state: ClusterState) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    return httpx.AsyncClient(base_url=state.gateway_url, timeout=90, limits=limits)
+
+
+async def throughput(state: ClusterState, jobs: int) -> float:
+    """Jobs per second from the submit of one batch of ``jobs`` trivial jobs to its end."""
+    async with client_for(state) as client:
+        started = time.perf_counter()
+        batch_id = await submit(client, jobs)
+        status = await wait_done(client, batch_id)
+        elapsed = time.perf_counter() - started
+    if status["completed"] != jobs:
+        raise RuntimeError(f"only {status['completed']} of {jobs} jobs completed")
+    return jobs / elapsed
+
+
+async def latency_at_rate(
+    state: ClusterState, settings: Settings, *, rate_jobs_s: float, seconds: float, per_batch: int
+) -> dict[str, float | None]:
+    """Submit batches at a steady rate; per-job latency (submit to aggregated) percentiles."""
+    interval = per_batch / rate_jobs_s
+    batch_ids: list[str] = []
+    async with client_for(state) as client:
+        started = time.perf_counter()
+        pending: list[asyncio.Task[str]] = []
+        tick = 0
+        while (due := started + tick * interval) < started + seconds:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            pending.append(asyncio.create_task(submit(client, per_batch)))
+            tick += 1
+        batch_ids = list(await asyncio.gather(*pending))
+        for batch_id in batch_ids:
+            await wait_done(client, batch_id)
+    redis = await connect_redis(settings, attempts=3)
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for batch_id in batch_ids:
+                pipe.lrange(settings.names.batch_latencies(batch_id), 0, -1)
+            lists = await pipe.execute()
+    finally:
+        await redis.aclose()
+    latencies = sorted(float(v) for values in lists for v in values)
+    return {
+        "rate_jobs_s": round(rate_jobs_s, 1),
+        "jobs": len(latencies),
+        "p50": percentile(latencies, 50),
+        "p95": percentile(latencies, 95),
+        "p99": percentile(latencies, 99),
+    }
+
+
+def member_rss_mb(state: ClusterState) -> dict[str, float]:
+    """Resident memory of each worker and the aggregator (a worker's pool processes apart)."""
+    sizes: dict[str, float] = {}
+    for member in state.members:
+        if member.service == "gateway":
+            continue
+        try:
+            process = psutil.Process(member.pid)
+            sizes[member.name] = process.memory_info().rss / 2**20
+            children = process.children(recursive=True)
+            if children:
+                sizes[f"{member.name} pool"] = sum(c.memory_info().rss for c in children) / 2**20
+        except psutil.NoSuchProcess:
+            continue
+    return {name: round(mb, 1) for name, mb in sizes.items()}
+
+
+async def memory_under_backlog(
+    state: ClusterState,
+    jobs: int,
+    *,
+    io_ms: int,
+    every_s: float = 0.5,
+    on_sample: Callable[[RssSample], None] = lambda _: None,
+) -> MemoryProfile:
+    """RSS at rest, then over time while ``jobs`` jobs wait or run (far above capacity)."""
+    profile = MemoryProfile(at_rest_mb=member_rss_mb(state))
+    async with client_for(state) as client:
+        started = time.perf_counter()
+        batch_id = await submit(client, jobs, io_ms=io_ms)
+        done = asyncio.create_task(wait_done(client, batch_id))
+        while not done.done():
+            sample = RssSample(round(time.perf_counter() - started, 2), member_rss_mb(state))
+            profile.samples.append(sample)
+            on_sample(sample)
+            await asyncio.wait({done}, timeout=every_s)
+        status = done.result()
+    if status["completed"] != jobs:
+        raise RuntimeError(f"only {status['completed']} of {jobs} jobs completed")
+    return profile

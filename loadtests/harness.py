@@ -1,0 +1,59 @@
+"""What every benchmark shares: the machine it ran on, and a cluster scoped to one run."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import os
+import platform
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from deploy.local import ClusterState, start_local_cluster, stop_local_cluster
+from deploy.namespace import purge_namespace
+from shared.settings import Settings, WorkerMode
+
+
+def machine() -> dict[str, Any]:
+    """What the figures depend on, recorded next to them."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for package in ("aio-pika", "redis", "uvicorn", "locust"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return {
+        "cores": os.cpu_count(),
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+        "load_average_at_start": list(os.getloadavg()),
+    }
+
+
+@contextmanager
+def scoped_cluster(
+    settings: Settings, *, workers: int, mode: WorkerMode, pool_size: int = 0
+) -> Iterator[ClusterState]:
+    """A real local cluster in the settings' namespace, stopped by pid and purged after."""
+    state = start_local_cluster(
+        settings, workers=workers, mode=mode, pool_size=pool_size, python=sys.executable
+    )
+    try:
+        yield state
+    finally:
+        stop_local_cluster(settings.run_dir, timeout_s=15)
+        asyncio.run(purge_namespace(settings))
