@@ -72,10 +72,22 @@ async def throughput(state: ClusterState, jobs: int) -> float:
 
 
 async def latency_at_rate(
-    state: ClusterState, settings: Settings, *, rate_jobs_s: float, seconds: float, per_batch: int
+    state: ClusterState,
+    settings: Settings,
+    *,
+    rate_jobs_s: float,
+    seconds: float,
+    per_batch: int,
+    warmup_s: float = 1.0,
 ) -> dict[str, float | None]:
-    """Submit batches at a steady rate; per-job latency (submit to aggregated) percentiles."""
+    """Submit batches at a steady rate; per-job latency (submit to aggregated) percentiles.
+
+    Batches of the first ``warmup_s`` seconds are not counted: they measure the pipeline
+    filling up (connections opening, the previous run's tail), not its steady state.
+    """
     interval = per_batch / rate_jobs_s
+    skipped = int(warmup_s / interval)
+    seconds += warmup_s
     batch_ids: list[str] = []
     async with client_for(state) as client:
         started = time.perf_counter()
@@ -88,6 +100,7 @@ async def latency_at_rate(
         batch_ids = list(await asyncio.gather(*pending))
         for batch_id in batch_ids:
             await wait_done(client, batch_id)
+    batch_ids = batch_ids[skipped:]
     redis = await connect_redis(settings, attempts=3)
     try:
         async with redis.pipeline(transaction=False) as pipe:
