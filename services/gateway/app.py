@@ -140,6 +140,8 @@ class Gateway:
             )
         batch_id = new_batch_id()
         with job_context(batch_id=batch_id, trace_id=trace_id):
+            # Logged before publishing, so a batch's lines start with the gateway's.
+            log.info("batch_received", kind=request.kind.value, count=request.count)
             started = time.perf_counter()
             await create_batch(
                 self.redis,
