@@ -30,7 +30,7 @@ class LogFilter:
 
     ``job_id`` selects that job's own lines and the batch-level lines of its batch (lines
     with its ``batch_id`` and no ``job_id``): the gateway accepts and the aggregator
-    completes whole batches, so a job's path starts with ``batch_accepted`` and ends with
+    completes whole batches, so a job's path starts with ``batch_received`` and ends with
     ``batch_completed``.
     """
 

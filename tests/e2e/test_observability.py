@@ -125,7 +125,9 @@ def test_cluster_logs_follow_one_job_through_every_service(
     # Lines come merged in time order, but the services race (a worker logs after its
     # ack, the aggregator may fold the result first), so only the set of steps is fixed.
     events = {(line.split()[1], line.split()[4]) for line in lines}
+    assert lines[0].split()[1:5:3] == ["gateway", "batch_received"]
     assert events == {
+        ("gateway", "batch_received"),
         ("gateway", "batch_accepted"),
         ("worker", "job_completed"),
         ("aggregator", "result_folded"),
