@@ -68,23 +68,25 @@ def bench(
             with scoped_cluster(settings, workers=workers, mode=WorkerMode.PROCESSES) as state:
                 run_fast(throughput(state, min(jobs, 1000)))
                 rate = run_fast(throughput(state, jobs))
-                results["cluster_jobs_s"][str(workers)] = round(rate, 1)
-                progress.update(
-                    step, description=f"cluster, {workers} worker(s): {rate:,.0f} jobs/s"
-                )
-                if workers == 2:
-                    half = rate / 2
-                    progress.update(step, description=f"latency at {half:,.0f} jobs/s")
-                    results["latency_ms"] = run_fast(
-                        latency_at_rate(
-                            state, settings, rate_jobs_s=half, seconds=latency_s, per_batch=10
-                        )
-                    )
-                    progress.update(step, description=f"memory with {backlog_jobs:,} jobs waiting")
-                    memory = run_fast(memory_under_backlog(state, backlog_jobs, io_ms=100))
-                    results["rss_mb"] = {"at_rest": memory.at_rest_mb, "peak": memory.peak_mb()}
-                    results["rss_series"] = [{"at_s": s.at_s, **s.mb} for s in memory.samples]
+            results["cluster_jobs_s"][str(workers)] = round(rate, 1)
+            done = f"cluster, {workers} worker(s): {rate:,.0f} jobs/s"
+            progress.update(step, description=done)
             progress.stop_task(step)
+
+        # A fresh cluster: right after a saturating run the broker is still cleaning up
+        # its message store, which would show as latency that is not the pipeline's.
+        half = results["cluster_jobs_s"]["2"] / 2
+        step = progress.add_task(f"latency at {half:,.0f} jobs/s", total=None)
+        with scoped_cluster(settings, workers=2, mode=WorkerMode.PROCESSES) as state:
+            run_fast(throughput(state, 500))
+            results["latency_ms"] = run_fast(
+                latency_at_rate(state, settings, rate_jobs_s=half, seconds=latency_s, per_batch=10)
+            )
+            progress.update(step, description=f"memory with {backlog_jobs:,} jobs waiting")
+            memory = run_fast(memory_under_backlog(state, backlog_jobs, io_ms=100))
+        results["rss_mb"] = {"at_rest": memory.at_rest_mb, "peak": memory.peak_mb()}
+        results["rss_series"] = [{"at_s": s.at_s, **s.mb} for s in memory.samples]
+        progress.stop_task(step)
     results["ratio"] = round(results["cluster_jobs_s"]["2"] / results["ceiling_jobs_s"], 3)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     point_latest(out)
