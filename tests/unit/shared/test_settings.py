@@ -47,3 +47,8 @@ def test_metrics_serve_where_the_gateway_does_unless_told() -> None:
     assert load_settings(metrics_port=0).metrics_port == 0
     with pytest.raises(ValidationError, match="metrics_port"):
         load_settings(metrics_port=70_000)
+
+
+def test_an_empty_variable_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COORD_API_KEY", "")
+    assert load_settings().api_key is None
