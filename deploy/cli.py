@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import httpx
@@ -209,6 +210,25 @@ def _detail(response: httpx.Response) -> str:
         return json.dumps(response.json().get("detail"))
     except ValueError:
         return response.text[:200]
+
+
+@app.command()
+def compare(
+    quick: Annotated[bool, typer.Option("--quick", help="fewer scenarios, shorter runs")] = False,
+    out: Annotated[Path, typer.Option(help="reports go to OUT/<timestamp>/")] = Path(
+        "reports/compare"
+    ),
+) -> None:
+    """Measure one loop, threads, a process pool and replicas against the physical limit."""
+    from loadtests.compare.cli import print_verdicts, run_compare
+
+    settings = settings_or_fail()
+    folder, results = run_compare(quick=quick, out=out, base=settings, console=console)
+    print_verdicts(results, console)
+    console.print(f"report: [bold]{folder / 'report.md'}[/] (also {out / 'latest'})")
+    failed = [s.name for s in results.scenarios if s.error is not None]
+    if failed:
+        fail(f"scenarios failed: {', '.join(failed)}; see {folder / 'report.md'}")
 
 
 @app.command()

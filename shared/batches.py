@@ -119,6 +119,24 @@ async def abort_batch(redis: Redis, names: Names, batch_id: str, *, confirmed: i
     )
 
 
+class BatchLatencies(BaseModel):
+    batch_id: str
+    latencies_ms: list[float] = Field(
+        description="Submit-to-aggregated latency of every folded job, in the order folded."
+    )
+
+
+async def read_latencies(redis: Redis, names: Names, batch_id: str) -> BatchLatencies | None:
+    """Every job's latency, so a client can merge batches or draw the distribution itself."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.exists(names.batch(batch_id))
+        pipe.lrange(names.batch_latencies(batch_id), 0, -1)
+        exists, latencies = await pipe.execute()
+    if not exists:
+        return None
+    return BatchLatencies(batch_id=batch_id, latencies_ms=[float(v) for v in latencies])
+
+
 async def read_batch(redis: Redis, names: Names, batch_id: str) -> BatchStatus | None:
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(names.batch(batch_id))

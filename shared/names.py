@@ -63,6 +63,10 @@ class Names:
     def io_touch(self, job_id: str) -> str:
         return f"{self.namespace}:io:{job_id}"
 
+    def race_counter(self, variant: str) -> str:
+        """Counter of the comparison's race demonstration (one per variant)."""
+        return f"{self.namespace}:race:{variant}"
+
     @property
     def instances(self) -> str:
         """Hash of instance name -> JSON heartbeat of every running service instance."""

@@ -29,7 +29,15 @@ from services.gateway.instrument import HttpMetricsMiddleware
 from services.gateway.overview import BatchesInFlight, build_overview
 from services.gateway.publisher import new_batch_id, publish_batch
 from services.gateway.waiters import BatchWaiters
-from shared.batches import BatchState, BatchStatus, abort_batch, create_batch, read_batch
+from shared.batches import (
+    BatchLatencies,
+    BatchState,
+    BatchStatus,
+    abort_batch,
+    create_batch,
+    read_batch,
+    read_latencies,
+)
 from shared.jobs import BatchRequest
 from shared.lifecycle import Heartbeat, read_instances
 from shared.logging import job_context
@@ -272,6 +280,15 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         if status is None:
             raise HTTPException(404, f"no batch {batch_id}")
         return status
+
+    @app.get("/batches/{batch_id}/latencies", response_model=BatchLatencies, responses={404: {}})
+    async def batch_latencies(
+        batch_id: BATCH_ID, gateway: Annotated[Gateway, Depends(get_gateway)]
+    ) -> BatchLatencies:
+        latencies = await read_latencies(gateway.redis, gateway.names, batch_id)
+        if latencies is None:
+            raise HTTPException(404, f"no batch {batch_id}")
+        return latencies
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -1,0 +1,74 @@
+"""The physical limits every scenario is measured against.
+
+The single-core time of one ``cpu`` job is measured here, in this process, before any
+cluster runs: the ideal throughput of a CPU scenario is the cores it can use divided by that
+time. For I/O, the ideal is the jobs one loop holds in flight divided by their wait, capped
+by the pipeline's own ceiling, measured by the ``overhead`` scenario.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+from pydantic import BaseModel
+
+from loadtests.compare.scenarios import Plan, Scenario, Workload
+from shared.primes import count_primes
+
+
+class Calibration(BaseModel):
+    n: int
+    cpu_job_ms: float
+    """Fastest of several runs: the cost of one job on an otherwise idle core."""
+    cpu_job_median_ms: float
+    cores: int
+    overhead_jobs_s: float | None = None
+    """The pipeline's ceiling, filled in once the overhead scenario has run."""
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (a container's CPU set, not the host's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def calibrate(n: int, *, runs: int = 9) -> Calibration:
+    count_primes(n)
+    samples_ms = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        count_primes(n)
+        samples_ms.append((time.perf_counter() - started) * 1000)
+    return Calibration(
+        n=n,
+        cpu_job_ms=round(min(samples_ms), 3),
+        cpu_job_median_ms=round(statistics.median(samples_ms), 3),
+        cores=usable_cores(),
+    )
+
+
+def mixed_rates(plan: Plan, calibration: Calibration) -> tuple[float, float]:
+    """CPU and I/O jobs per second offered by the mixed stream."""
+    return plan.mixed_cpu_load * 1000 / calibration.cpu_job_ms, plan.mixed_io_rate
+
+
+def ideal_jobs_s(scenario: Scenario, plan: Plan, calibration: Calibration) -> float | None:
+    """The throughput the scenario would reach if nothing but its physical limit counted.
+
+    ``overhead`` has none: it *is* a limit. ``mixed`` runs at an offered rate below every
+    topology's capacity, so its ideal is that rate: the question there is latency, not speed.
+    """
+    if scenario.workload == Workload.CPU:
+        return scenario.cores_usable(calibration.cores) * 1000 / calibration.cpu_job_ms
+    if scenario.workload == Workload.IO:
+        in_flight = scenario.workers * plan.runners
+        concurrency_limit = in_flight * 1000 / plan.io_ms
+        if calibration.overhead_jobs_s is None:
+            return concurrency_limit
+        return min(concurrency_limit, calibration.overhead_jobs_s)
+    if scenario.workload == Workload.MIXED:
+        return sum(mixed_rates(plan, calibration))
+    return None

@@ -1,0 +1,247 @@
+"""``cluster compare``: calibrate, run every scenario on a fresh cluster, race, report.
+
+The terminal shows a progress bar and the table growing row by row; the report lands in
+``<out>/<timestamp>/`` and ``<out>/latest`` points at it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import shutil
+import socket
+import tempfile
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from deploy.local import ClusterError
+from deploy.servers import ServerUnavailable
+from loadtests.compare.calibrate import Calibration, calibrate, usable_cores
+from loadtests.compare.clusters import ClusterStarter, choose_starter
+from loadtests.compare.drive import ScenarioFailed, drive
+from loadtests.compare.race import run_race
+from loadtests.compare.report import COLUMNS, point_latest, render, scenario_row
+from loadtests.compare.results import CompareResults, Machine, ScenarioResult
+from loadtests.compare.scenarios import Plan, Scenario, Workload, gil_enabled, matrix
+from loadtests.compare.verdicts import claims, targets
+from shared.batches import LatencySummary
+from shared.looplag import LagSummary
+from shared.settings import Settings
+
+HEARTBEAT_S = 0.25
+"""Heartbeats bracket each measured window; frequent ones keep idle time out of it."""
+LOG_LEVEL = "warning"
+"""A log line per job is not what is compared; it would only add the same cost everywhere."""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(cores: int, cluster: str) -> Machine:
+    return Machine(
+        cores=cores,
+        cpu_model=cpu_model(),
+        python=platform.python_version(),
+        implementation=platform.python_implementation(),
+        gil=gil_enabled(),
+        platform=platform.platform(terse=True),
+        load_average=[round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        cluster=cluster,
+    )
+
+
+def failed_result(scenario: Scenario, error: str) -> ScenarioResult:
+    empty = LatencySummary(p50=None, p95=None, p99=None, max=None)
+    return ScenarioResult(
+        name=scenario.name,
+        label=scenario.label,
+        lesson=scenario.lesson,
+        mode=scenario.mode.value,
+        workers=scenario.workers,
+        pool_size=scenario.pool_size,
+        workload=scenario.workload.value,
+        n=0,
+        io_ms=0,
+        jobs=0,
+        failed=0,
+        duration_s=0,
+        throughput_jobs_s=0,
+        ideal_jobs_s=None,
+        efficiency=None,
+        cores_usable=0,
+        latency_ms=empty,
+        loop_lag_ms=LagSummary(p50=None, p99=None, max=None, samples=0),
+        loop_lag_per_worker={},
+        cpu_percent={},
+        latency_cdf_ms=[],
+        error=error,
+    )
+
+
+def scenario_settings(base: Settings, plan: Plan, namespace: str, run_dir: Path) -> Settings:
+    return base.replace(
+        namespace=namespace,
+        gateway_port=free_port(),
+        run_dir=run_dir,
+        heartbeat_s=HEARTBEAT_S,
+        runners=plan.runners,
+        log_level=LOG_LEVEL,
+    )
+
+
+def new_table() -> Table:
+    table = Table(title="scenarios", title_justify="left")
+    for column in COLUMNS:
+        table.add_column(column, justify="left" if column in ("scenario", "topology") else "right")
+    return table
+
+
+class Comparison:
+    """One run: its plan, calibration, cluster starter, display and results so far."""
+
+    def __init__(
+        self, base: Settings, plan: Plan, starter: ClusterStarter, console: Console
+    ) -> None:
+        self.base = base
+        self.plan = plan
+        self.starter = starter
+        self.console = console
+        self.run_id = uuid.uuid4().hex[:8]
+        self.results: list[ScenarioResult] = []
+        self.table = new_table()
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+
+    def run_scenario(
+        self, scenario: Scenario, index: int, calibration: Calibration, work: Path, logs: Path
+    ) -> ScenarioResult:
+        run_dir = work / f"{index:02d}"
+        settings = scenario_settings(self.base, self.plan, f"cmp{self.run_id}{index:02d}", run_dir)
+        task = self.progress.tasks[0].id
+
+        def step(text: str) -> None:
+            self.progress.update(task, description=f"{scenario.name}: {text}")
+
+        step("starting the cluster")
+        try:
+            with self.starter(settings, scenario) as cluster:
+                result = asyncio.run(drive(scenario, self.plan, calibration, cluster, step))
+        except (ScenarioFailed, ClusterError, ServerUnavailable, OSError) as exc:
+            kept = logs / scenario.name.replace("/", "_")
+            if (run_dir / "logs").is_dir():
+                shutil.copytree(run_dir / "logs", kept, dirs_exist_ok=True)
+            return failed_result(scenario, f"{exc} (logs: {kept})")
+        return result
+
+    def run(self, folder: Path, machine: Machine) -> CompareResults:
+        started = time.monotonic()
+        started_at = datetime.now().astimezone().isoformat(timespec="seconds")
+        calibration = calibrate(self.plan.n)
+        scenarios = matrix(self.plan)
+        overall = self.progress.add_task("calibrated", total=len(scenarios) + 1)
+        with (
+            Live(Group(self.progress, self.table), console=self.console, refresh_per_second=4),
+            tempfile.TemporaryDirectory(prefix="coord-compare-") as work,
+        ):
+            for index, scenario in enumerate(scenarios):
+                result = self.run_scenario(
+                    scenario, index, calibration, Path(work), folder / "logs"
+                )
+                if scenario.workload == Workload.OVERHEAD and result.error is None:
+                    calibration.overhead_jobs_s = result.throughput_jobs_s
+                self.results.append(result)
+                self.table.add_row(*scenario_row(result))
+                self.progress.advance(overall)
+            self.progress.update(overall, description="race demonstration")
+            race = run_race(
+                self.base.redis_url.get_secret_value(),
+                self.base.replace(namespace=f"cmp{self.run_id}race").names,
+                cores=self.plan.cores,
+                quick=self.plan.quick,
+            )
+            self.progress.advance(overall)
+            self.progress.update(overall, description="done")
+        results = CompareResults(
+            started_at=started_at,
+            duration_s=round(time.monotonic() - started, 1),
+            quick=self.plan.quick,
+            machine=machine,
+            calibration=calibration,
+            settings={
+                "n": self.plan.n,
+                "io_ms": self.plan.io_ms,
+                "mixed_io_ms": self.plan.mixed_io_ms,
+                "mixed_cpu_load": self.plan.mixed_cpu_load,
+                "mixed_io_rate": self.plan.mixed_io_rate,
+                "measure_s": self.plan.measure_s,
+                "runners": self.plan.runners,
+                "prefetch": self.base.replace(runners=self.plan.runners).effective_prefetch,
+                "heartbeat_s": HEARTBEAT_S,
+                "log_level": LOG_LEVEL,
+            },
+            scenarios=self.results,
+            race=race,
+        )
+        return results
+
+
+def run_compare(
+    *, quick: bool, out: Path, base: Settings, console: Console
+) -> tuple[Path, CompareResults]:
+    """Run the whole comparison and write its report; returns the report's folder."""
+    cores = usable_cores()
+    plan = Plan.for_run(quick=quick, cores=cores)
+    cluster_kind, starter = choose_starter()
+    folder = out / datetime.now().strftime("%Y%m%d-%H%M%S")
+    while folder.exists():
+        folder = folder.with_name(folder.name + "a")
+    console.print(
+        f"comparing on {cores} cores, clusters as {cluster_kind}; "
+        f"{'quick run (about 2 min)' if quick else 'full run (about 5 min)'}"
+    )
+    results = Comparison(base, plan, starter, console).run(folder, machine(cores, cluster_kind))
+    results.targets = targets(results)
+    results.claims = claims(results)
+    missing = render(results, folder)
+    point_latest(folder)
+    if missing:
+        console.print("charts left out: matplotlib is not installed (pip install '.[report]')")
+    return folder, results
+
+
+def print_verdicts(results: CompareResults, console: Console) -> None:
+    for claim in results.claims:
+        colour = {"supported": "green", "not supported": "red"}.get(claim.verdict, "yellow")
+        console.print(f"claim {claim.number}: [{colour}]{claim.verdict}[/] — {claim.evidence}")
+    failed = [t for t in results.targets if t.passed is False]
+    if failed:
+        console.print(
+            "targets missed: " + "; ".join(f"{t.name} = {t.figure} ({t.threshold})" for t in failed)
+        )

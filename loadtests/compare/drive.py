@@ -1,0 +1,378 @@
+"""Driving one scenario on a running cluster, through the gateway's HTTP API only.
+
+Every scenario runs a warm-up first (pool processes, connections, caches), then the measured
+part. Its window is bracketed by two things: the worker heartbeats (whose cumulative
+loop-lag histograms subtract to the lag of exactly that window) and psutil's CPU times of
+every member process and its pool children.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import psutil
+
+from loadtests.compare.calibrate import Calibration, ideal_jobs_s, mixed_rates
+from loadtests.compare.clusters import RunningCluster
+from loadtests.compare.results import ScenarioResult, cdf_points
+from loadtests.compare.scenarios import Plan, Scenario, Workload
+from shared.batches import summarize_latencies
+from shared.looplag import LagSummary, histogram_delta, summarize_histogram
+
+Progress = Callable[[str], None]
+
+
+class ScenarioFailed(RuntimeError):
+    """The scenario could not be measured; the message says why in one line."""
+
+
+@dataclass
+class BatchOutcome:
+    batch_id: str
+    kind: str
+    status: dict[str, Any]
+    latencies_ms: list[float]
+
+
+class GatewayClient:
+    """The four calls the comparison makes, with one-line errors."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def submit(self, kind: str, count: int, *, n: int, io_ms: int) -> str:
+        body = {"kind": kind, "count": count, "params": {"n": n, "io_ms": io_ms}}
+        answer = await self.client.post("/batches", json=body)
+        if answer.status_code != 202:
+            raise ScenarioFailed(f"gateway refused a batch: {answer.status_code} {answer.text}")
+        batch_id: str = answer.json()["batch_id"]
+        return batch_id
+
+    async def wait_done(self, batch_id: str, timeout_s: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            wait_s = max(0.0, min(30.0, deadline - time.monotonic()))
+            answer = await self.client.get(
+                f"/batches/{batch_id}", params={"wait": wait_s}, timeout=wait_s + 10
+            )
+            answer.raise_for_status()
+            status: dict[str, Any] = answer.json()
+            if status["status"] != "running":
+                return status
+            if time.monotonic() >= deadline:
+                raise ScenarioFailed(
+                    f"batch {batch_id} not done after {timeout_s:.0f}s "
+                    f"({status['completed']}/{status['expected']} jobs)"
+                )
+
+    async def latencies(self, batch_id: str) -> list[float]:
+        answer = await self.client.get(f"/batches/{batch_id}/latencies")
+        answer.raise_for_status()
+        values: list[float] = answer.json()["latencies_ms"]
+        return values
+
+    async def outcome(self, batch_id: str, kind: str, timeout_s: float) -> BatchOutcome:
+        status = await self.wait_done(batch_id, timeout_s)
+        return BatchOutcome(batch_id, kind, status, await self.latencies(batch_id))
+
+    async def worker_heartbeats(self) -> dict[str, dict[str, Any]]:
+        answer = await self.client.get("/instances")
+        answer.raise_for_status()
+        return {
+            beat["instance"]: beat
+            for beat in answer.json()["instances"]
+            if beat.get("service") == "worker"
+        }
+
+    async def fresh_worker_heartbeats(
+        self, workers: int, after: float, timeout_s: float = 10
+    ) -> dict[str, dict[str, Any]]:
+        """Wait until every worker has sent a heartbeat stamped later than ``after``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            beats = await self.worker_heartbeats()
+            fresh = {name: b for name, b in beats.items() if b.get("last_seen", 0) > after}
+            if len(fresh) >= workers:
+                return fresh
+            if time.monotonic() >= deadline:
+                raise ScenarioFailed(f"only {len(fresh)} of {workers} workers sent heartbeats")
+            await asyncio.sleep(0.05)
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """User+system CPU seconds of each member process, its live children summed apart."""
+    seconds: dict[str, float] = {}
+    for name, pid in pids.items():
+        try:
+            process = psutil.Process(pid)
+            own = process.cpu_times()
+            seconds[name] = own.user + own.system
+            children = process.children(recursive=True)
+        except psutil.Error:
+            continue
+        child_total = 0.0
+        for child in children:
+            try:
+                times = child.cpu_times()
+            except psutil.Error:
+                continue
+            child_total += times.user + times.system
+        if children:
+            seconds[f"{name} pool"] = child_total
+    return seconds
+
+
+def cpu_percent(
+    before: dict[str, float], after: dict[str, float], wall_s: float
+) -> dict[str, float]:
+    return {
+        name: round((after[name] - before.get(name, 0.0)) / wall_s * 100, 1)
+        for name in after
+        if wall_s > 0
+    }
+
+
+def lag_summaries(
+    before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]
+) -> tuple[LagSummary, dict[str, LagSummary]]:
+    """Each worker's loop lag over the window, and all workers' samples together."""
+    per_worker: dict[str, LagSummary] = {}
+    together: Counter[int] = Counter()
+    for name, beat in sorted(after.items()):
+        histogram_after = (beat.get("loop_lag_ms") or {}).get("histogram") or {}
+        histogram_before = ((before.get(name) or {}).get("loop_lag_ms") or {}).get("histogram")
+        delta = histogram_delta(histogram_before or {}, histogram_after)
+        together.update(delta)
+        per_worker[name] = summarize_histogram(delta)
+    return summarize_histogram(together), per_worker
+
+
+@dataclass
+class Window:
+    """The measured part of a scenario, between two heartbeats and two CPU samples."""
+
+    beats: dict[str, dict[str, Any]]
+    cpu: dict[str, float]
+    wall: float
+
+
+class ScenarioRun:
+    def __init__(
+        self,
+        scenario: Scenario,
+        plan: Plan,
+        calibration: Calibration,
+        cluster: RunningCluster,
+        gateway: GatewayClient,
+        progress: Progress,
+    ) -> None:
+        self.scenario = scenario
+        self.plan = plan
+        self.calibration = calibration
+        self.cluster = cluster
+        self.gateway = gateway
+        self.progress = progress
+        self.ideal = ideal_jobs_s(scenario, plan, calibration)
+
+    async def open_window(self) -> Window:
+        started = time.time()
+        beats = await self.gateway.fresh_worker_heartbeats(self.scenario.workers, started)
+        return Window(beats, cpu_seconds(self.cluster.pids), time.monotonic())
+
+    async def close_window(self, opened: Window) -> tuple[float, dict[str, float], Window]:
+        cpu = cpu_seconds(self.cluster.pids)
+        wall = time.monotonic()
+        beats = await self.gateway.fresh_worker_heartbeats(self.scenario.workers, time.time())
+        closed = Window(beats, cpu, wall)
+        return wall - opened.wall, cpu_percent(opened.cpu, cpu, wall - opened.wall), closed
+
+    def timeout_s(self, jobs: int, rate_guess: float) -> float:
+        return 60 + 5 * jobs / max(rate_guess, 1.0)
+
+    def params(self) -> tuple[str, int, int]:
+        """Job kind, n and io_ms of the scenario's batch workload."""
+        if self.scenario.workload == Workload.CPU:
+            return "cpu", self.plan.n, 0
+        if self.scenario.workload == Workload.IO:
+            return "io", self.plan.n, self.plan.io_ms
+        return "io", self.plan.n, 0
+
+    async def run(self) -> ScenarioResult:
+        if self.scenario.workload == Workload.MIXED:
+            return await self.run_mixed()
+        return await self.run_batch()
+
+    async def run_batch(self) -> ScenarioResult:
+        kind, n, io_ms = self.params()
+        rate_guess = self.ideal or 1000.0
+        warm_up_jobs = max(4 * self.scenario.cores_usable(self.calibration.cores), 20)
+        warm_up_jobs = max(warm_up_jobs, math.ceil(rate_guess * self.plan.warm_up_s))
+        if self.scenario.workload == Workload.OVERHEAD:
+            warm_up_jobs = max(warm_up_jobs, 300)
+        self.progress(f"warm-up: {warm_up_jobs} jobs")
+        warm_id = await self.gateway.submit(kind, warm_up_jobs, n=n, io_ms=io_ms)
+        warm = await self.gateway.wait_done(warm_id, self.timeout_s(warm_up_jobs, rate_guess))
+        if self.ideal is None:
+            rate_guess = float(warm["throughput_jobs_s"] or 100.0)
+        jobs = max(50, round(rate_guess * self.plan.measure_s))
+
+        opened = await self.open_window()
+        self.progress(f"measuring: {jobs} jobs")
+        batch_id = await self.gateway.submit(kind, jobs, n=n, io_ms=io_ms)
+        outcome = await self.gateway.outcome(batch_id, kind, self.timeout_s(jobs, rate_guess))
+        wall_s, cpu, closed = await self.close_window(opened)
+
+        status = outcome.status
+        throughput = float(status["throughput_jobs_s"] or 0.0)
+        return self.result(
+            jobs=jobs,
+            failed=int(status["failed"]),
+            duration_s=float(status["duration_s"] or wall_s),
+            throughput=throughput,
+            latencies=outcome.latencies_ms,
+            opened=opened,
+            closed=closed,
+            cpu=cpu,
+            n=n,
+            io_ms=io_ms,
+        )
+
+    async def stream(self, seconds: float) -> tuple[list[asyncio.Task[str]], int]:
+        """Submit the mixed stream for ``seconds``: per tick, a small CPU batch and a small
+        I/O batch, on an absolute schedule so slow answers do not slow the offered rate."""
+        cpu_rate, io_rate = mixed_rates(self.plan, self.calibration)
+        tick = self.plan.tick_s
+        submitted: list[asyncio.Task[str]] = []
+        owed_cpu = owed_io = 0.0
+        jobs = 0
+        started = time.monotonic()
+        for index in range(max(1, round(seconds / tick))):
+            owed_cpu += cpu_rate * tick
+            owed_io += io_rate * tick
+            cpu_now, io_now = int(owed_cpu), int(owed_io)
+            owed_cpu -= cpu_now
+            owed_io -= io_now
+            if cpu_now:
+                submitted.append(
+                    asyncio.create_task(self.submit_tagged("cpu", cpu_now)),
+                )
+            if io_now:
+                submitted.append(asyncio.create_task(self.submit_tagged("io", io_now)))
+            jobs += cpu_now + io_now
+            await asyncio.sleep(max(0.0, started + (index + 1) * tick - time.monotonic()))
+        return submitted, jobs
+
+    async def submit_tagged(self, kind: str, count: int) -> str:
+        io_ms = self.plan.mixed_io_ms if kind == "io" else 0
+        batch_id = await self.gateway.submit(kind, count, n=self.plan.n, io_ms=io_ms)
+        return f"{kind}:{batch_id}"
+
+    async def collect(self, tasks: Iterable[asyncio.Task[str]], jobs: int) -> list[BatchOutcome]:
+        tagged = await asyncio.gather(*tasks)
+        timeout_s = self.timeout_s(jobs, self.ideal or 100.0)
+        outcomes = []
+        for tag in tagged:
+            kind, batch_id = tag.split(":", 1)
+            outcomes.append(await self.gateway.outcome(batch_id, kind, timeout_s))
+        return outcomes
+
+    async def run_mixed(self) -> ScenarioResult:
+        self.progress("warm-up stream")
+        warm_tasks, warm_jobs = await self.stream(max(self.plan.warm_up_s, 4 * self.plan.tick_s))
+        await self.collect(warm_tasks, warm_jobs)
+
+        opened = await self.open_window()
+        self.progress(f"measuring: stream of {self.plan.measure_s:.0f}s")
+        tasks, jobs = await self.stream(self.plan.measure_s)
+        outcomes = await self.collect(tasks, jobs)
+        _, cpu, closed = await self.close_window(opened)
+
+        first = min(float(o.status["created_at"]) for o in outcomes)
+        last = max(float(o.status["finished_at"] or 0) for o in outcomes)
+        duration_s = max(last - first, 1e-6)
+        io_latencies = [v for o in outcomes if o.kind == "io" for v in o.latencies_ms]
+        cpu_latencies = [v for o in outcomes if o.kind == "cpu" for v in o.latencies_ms]
+        result = self.result(
+            jobs=jobs,
+            failed=sum(int(o.status["failed"]) for o in outcomes),
+            duration_s=duration_s,
+            throughput=jobs / duration_s,
+            latencies=io_latencies + cpu_latencies,
+            opened=opened,
+            closed=closed,
+            cpu=cpu,
+            n=self.plan.n,
+            io_ms=self.plan.mixed_io_ms,
+        )
+        return result.model_copy(
+            update={
+                "io_latency_ms": summarize_latencies(io_latencies),
+                "cpu_latency_ms": summarize_latencies(cpu_latencies),
+                "io_latency_cdf_ms": cdf_points(io_latencies),
+                "offered_jobs_s": round(self.ideal or 0.0, 2),
+            }
+        )
+
+    def result(
+        self,
+        *,
+        jobs: int,
+        failed: int,
+        duration_s: float,
+        throughput: float,
+        latencies: list[float],
+        opened: Window,
+        closed: Window,
+        cpu: dict[str, float],
+        n: int,
+        io_ms: int,
+    ) -> ScenarioResult:
+        lag, lag_per_worker = lag_summaries(opened.beats, closed.beats)
+        scenario = self.scenario
+        return ScenarioResult(
+            name=scenario.name,
+            label=scenario.label,
+            lesson=scenario.lesson,
+            mode=scenario.mode.value,
+            workers=scenario.workers,
+            pool_size=scenario.pool_size,
+            workload=scenario.workload.value,
+            n=n,
+            io_ms=io_ms,
+            jobs=jobs,
+            failed=failed,
+            duration_s=round(duration_s, 3),
+            throughput_jobs_s=round(throughput, 2),
+            ideal_jobs_s=None if self.ideal is None else round(self.ideal, 2),
+            efficiency=None if not self.ideal else round(throughput / self.ideal, 3),
+            cores_usable=scenario.cores_usable(self.calibration.cores),
+            latency_ms=summarize_latencies(latencies),
+            loop_lag_ms=lag,
+            loop_lag_per_worker=lag_per_worker,
+            cpu_percent=cpu,
+            latency_cdf_ms=cdf_points(latencies),
+        )
+
+
+async def drive(
+    scenario: Scenario,
+    plan: Plan,
+    calibration: Calibration,
+    cluster: RunningCluster,
+    progress: Progress,
+) -> ScenarioResult:
+    """Warm up, measure and summarise one scenario on its freshly started cluster."""
+    limits = httpx.Limits(max_connections=64)
+    async with httpx.AsyncClient(base_url=cluster.gateway_url, timeout=30, limits=limits) as client:
+        run = ScenarioRun(scenario, plan, calibration, cluster, GatewayClient(client), progress)
+        try:
+            return await run.run()
+        except httpx.HTTPError as exc:
+            raise ScenarioFailed(f"gateway at {cluster.gateway_url}: {exc!r}") from exc

@@ -1,0 +1,262 @@
+"""Writing a run's report: results.json, report.md, PNG charts and the ``latest`` link.
+
+Everything is drawn from :class:`CompareResults`, so ``render(results, folder)`` can redraw
+the report of any results.json.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from loadtests.compare.results import CompareResults, ScenarioResult
+from loadtests.compare.results import figure_text as _num
+
+CHARTS = ("throughput.png", "latency.png", "loop_lag.png")
+
+
+def render(results: CompareResults, folder: Path) -> list[str]:
+    """Write every file of the report into ``folder``; returns the charts left out, if any."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(results.model_dump_json(indent=2) + "\n")
+    missing = write_charts(results, folder)
+    (folder / "report.md").write_text(
+        markdown(results, charts=[c for c in CHARTS if c not in missing])
+    )
+    return missing
+
+
+def point_latest(folder: Path) -> None:
+    """Make ``<parent>/latest`` point at ``folder`` (relative, so the tree can move)."""
+    link = folder.parent / "latest"
+    temporary = folder.parent / f".latest-{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()
+    temporary.symlink_to(folder.name, target_is_directory=True)
+    temporary.replace(link)
+
+
+def scenario_row(result: ScenarioResult) -> list[str]:
+    """One row of the table, in the same columns on the terminal and in report.md."""
+    if result.error is not None:
+        return [result.name, result.label, "failed: " + result.error[:60], *[""] * 8]
+    io_p99 = result.io_latency_ms.p99 if result.io_latency_ms else None
+    workers_cpu = sum(v for k, v in result.cpu_percent.items() if k.startswith("worker"))
+    return [
+        result.name,
+        result.label,
+        str(result.jobs),
+        _num(result.throughput_jobs_s),
+        _num(result.ideal_jobs_s),
+        _num(result.efficiency),
+        _num(result.latency_ms.p50),
+        _num(result.latency_ms.p99),
+        _num(io_p99),
+        f"{_num(result.loop_lag_ms.p99)} / {_num(result.loop_lag_ms.max)}",
+        _num(workers_cpu) if result.cpu_percent else "n/a",
+    ]
+
+
+COLUMNS = [
+    "scenario",
+    "topology",
+    "jobs",
+    "jobs/s",
+    "ideal",
+    "efficiency",
+    "latency p50 ms",
+    "latency p99 ms",
+    "I/O p99 ms",
+    "loop lag p99 / max ms",
+    "workers CPU %",
+]
+
+
+def markdown(results: CompareResults, *, charts: list[str]) -> str:
+    machine = results.machine
+    calibration = results.calibration
+    lines = [
+        f"# Concurrency comparison, {results.started_at}",
+        "",
+        f"Machine: {machine.cores} cores ({machine.cpu_model}), {machine.implementation} "
+        f"{machine.python} (GIL {'on' if machine.gil else 'off'}), {machine.platform}; "
+        f"clusters started as {machine.cluster}. Load average before the run: "
+        f"{machine.load_average}. Run {'--quick' if results.quick else 'full'}, "
+        f"{results.duration_s:.0f} s.",
+        "",
+        f"Calibration: one `cpu` job (n = {calibration.n:,}) takes {calibration.cpu_job_ms} ms "
+        f"on one core (median {calibration.cpu_job_median_ms} ms), so one core does "
+        f"{1000 / calibration.cpu_job_ms:.1f} jobs/s. The pipeline's ceiling (`overhead`, "
+        f"io_ms = 0) is {_num(calibration.overhead_jobs_s)} jobs/s.",
+        "",
+        "## Claims",
+        "",
+        "| # | claim | this run | figures |",
+        "|---|---|---|---|",
+    ]
+    for claim in results.claims:
+        lines.append(f"| {claim.number} | {claim.text} | **{claim.verdict}** | {claim.evidence} |")
+    lines += [
+        "",
+        "## Targets (strict, for a quiet machine)",
+        "",
+        "| target | figure | threshold | result |",
+        "|---|---|---|---|",
+    ]
+    for target in results.targets:
+        verdict = {True: "pass", False: "**fail**", None: "not measured"}[target.passed]
+        lines.append(f"| {target.name} | {_num(target.figure)} | {target.threshold} | {verdict} |")
+    lines += [
+        "",
+        "## Scenarios",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
+    for result in results.scenarios:
+        lines.append("| " + " | ".join(scenario_row(result)) + " |")
+    lines += ["", "What each scenario shows:", ""]
+    lines += [f"- `{r.name}` ({r.label}): {r.lesson}." for r in results.scenarios]
+    lines += ["", "CPU per process over each measured window (% of one core):", ""]
+    for result in results.scenarios:
+        if result.cpu_percent:
+            shares = ", ".join(f"{k} {v:.0f}" for k, v in sorted(result.cpu_percent.items()))
+            lines.append(f"- `{result.name}`: {shares}")
+    if results.race is not None:
+        race = results.race
+        lines += [
+            "",
+            "## Race",
+            "",
+            "| variant | expected | observed | lost |",
+            "|---|---|---|---|",
+            f"| one loop, {race.tasks} tasks, no lock | {race.unsafe.expected} | "
+            f"{race.unsafe.observed} | {race.unsafe.lost} |",
+            f"| one loop, {race.tasks} tasks, asyncio.Lock | {race.safe.expected} | "
+            f"{race.safe.observed} | {race.safe.lost} |",
+        ]
+        cross = race.cross_process
+        if cross is not None:
+            who = f"{cross.processes} processes x {cross.tasks_per_process} tasks"
+            for text, outcome in (
+                ("Redis GET then SET", cross.unsafe),
+                ("GET then SET, asyncio.Lock per process", cross.local_lock),
+                ("Redis INCR", cross.safe),
+            ):
+                lines.append(
+                    f"| {who}, {text} | {outcome.expected} | {outcome.observed} | {outcome.lost} |"
+                )
+        elif race.cross_process_error:
+            lines.append(f"\nCross-process race: {race.cross_process_error}")
+    lines += ["", "## How to read it", "", *HOW_TO_READ]
+    if charts:
+        lines += ["", "## Charts", ""] + [f"![{c}]({c})" for c in charts]
+    return "\n".join(lines) + "\n"
+
+
+HOW_TO_READ = [
+    "- **ideal** is the physical limit of the scenario: for `cpu`, the cores the topology can",
+    "  use (1 for a loop or threads under the GIL, the pool size up to the core count for a",
+    "  pool, one per replica) times one core's jobs/s from the calibration; for `io`, the jobs",
+    "  one loop holds in flight (its runner tasks) divided by their wait, capped by the",
+    "  `overhead` ceiling; for `mixed`, the rate the stream offered. **efficiency** is",
+    "  measured ÷ ideal.",
+    "- **latency** is from submission at the gateway to the result folded by the aggregator.",
+    "  In `mixed`, CPU and I/O jobs arrive together at a rate every topology can sustain, so",
+    "  the I/O jobs' latency shows how long their loop kept them waiting, not a queue.",
+    "- **loop lag** is how late a 50 ms sleep on the worker's loop wakes up: near zero on a",
+    "  free loop, the length of the longest blocking step on a busy one.",
+    "- Other programs on the machine lower every figure; the report records the load average",
+    "  before the run so a noisy run can be recognised.",
+]
+
+
+def write_charts(results: CompareResults, folder: Path) -> list[str]:
+    """Draw the charts with matplotlib; returns the names left out when it is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return list(CHARTS)
+    measured = [r for r in results.scenarios if r.error is None]
+    workloads = [
+        w for w in ("cpu", "io", "overhead", "mixed") if any(r.workload == w for r in measured)
+    ]
+
+    figure, axes = plt.subplots(
+        1, len(workloads), figsize=(4.5 * len(workloads), 4.5), squeeze=False
+    )
+    for axis, workload in zip(axes[0], workloads, strict=True):
+        group = [r for r in measured if r.workload == workload]
+        positions = range(len(group))
+        axis.bar(
+            positions, [r.throughput_jobs_s for r in group], color="tab:blue", label="measured"
+        )
+        ideals = [r.ideal_jobs_s for r in group]
+        if any(i is not None for i in ideals):
+            axis.scatter(
+                positions,
+                [i if i is not None else float("nan") for i in ideals],
+                marker="_",
+                s=900,
+                color="tab:red",
+                label="ideal",
+                zorder=3,
+            )
+        axis.set_xticks(
+            list(positions), [r.label for r in group], rotation=30, ha="right", fontsize=8
+        )
+        axis.set_title(workload)
+        axis.set_ylabel("jobs/s")
+        axis.legend(fontsize=8)
+    figure.suptitle("Throughput against the ideal")
+    figure.tight_layout()
+    figure.savefig(folder / "throughput.png", dpi=110)
+    plt.close(figure)
+
+    figure, axes = plt.subplots(
+        1, len(workloads), figsize=(4.5 * len(workloads), 4.5), squeeze=False
+    )
+    quantiles = list(range(101))
+    for axis, workload in zip(axes[0], workloads, strict=True):
+        for result in (r for r in measured if r.workload == workload):
+            curve = result.io_latency_cdf_ms if workload == "mixed" else result.latency_cdf_ms
+            if curve:
+                axis.plot([max(v, 0.1) for v in curve], quantiles, label=result.label)
+        axis.set_xscale("log")
+        axis.set_xlabel("latency ms" + (" (I/O jobs)" if workload == "mixed" else ""))
+        axis.set_ylabel("percentile")
+        axis.set_title(workload)
+        axis.legend(fontsize=8)
+    figure.suptitle("Latency distributions (submit to aggregated)")
+    figure.tight_layout()
+    figure.savefig(folder / "latency.png", dpi=110)
+    plt.close(figure)
+
+    figure, axis = plt.subplots(figsize=(max(6.0, 0.8 * len(measured)), 4.5))
+    width = 0.27
+    for offset, (field, color) in enumerate(
+        (("p50", "tab:green"), ("p99", "tab:orange"), ("max", "tab:red"))
+    ):
+        values = [getattr(r.loop_lag_ms, field) or 0.0 for r in measured]
+        axis.bar(
+            [i + (offset - 1) * width for i in range(len(measured))],
+            [max(v, 0.01) for v in values],
+            width,
+            label=field,
+            color=color,
+        )
+    axis.set_yscale("log")
+    axis.set_xticks(
+        range(len(measured)), [r.name for r in measured], rotation=30, ha="right", fontsize=8
+    )
+    axis.set_ylabel("ms late")
+    axis.set_title("Worker event-loop lag over each measured window")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(folder / "loop_lag.png", dpi=110)
+    plt.close(figure)
+    return []

@@ -1,0 +1,147 @@
+"""What a comparison run records: the schema of ``results.json``.
+
+Charts and ``report.md`` are drawn from these models alone, so a results file from another
+machine can be re-rendered, and two runs can be compared field by field.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from loadtests.compare.calibrate import Calibration
+from shared.batches import LatencySummary, percentile
+from shared.looplag import LagSummary
+
+
+class ScenarioResult(BaseModel):
+    name: str
+    label: str
+    lesson: str
+    mode: str
+    workers: int
+    pool_size: int
+    workload: str
+    n: int
+    io_ms: int
+    jobs: int
+    failed: int
+    duration_s: float
+    throughput_jobs_s: float
+    ideal_jobs_s: float | None
+    efficiency: float | None
+    cores_usable: int
+    latency_ms: LatencySummary
+    io_latency_ms: LatencySummary | None = None
+    """Mixed only: the I/O jobs on their own, where a stalled loop shows."""
+    cpu_latency_ms: LatencySummary | None = None
+    offered_jobs_s: float | None = None
+    """Mixed only: the rate the stream submitted at."""
+    loop_lag_ms: LagSummary
+    loop_lag_per_worker: dict[str, LagSummary]
+    cpu_percent: dict[str, float] = Field(
+        description="CPU time per process over the window, in % of one core (pool children "
+        "summed under '<worker> pool'); empty where the processes are not visible."
+    )
+    latency_cdf_ms: list[float] = Field(
+        description="Latency at every percentile 0..100, for the distribution chart."
+    )
+    io_latency_cdf_ms: list[float] | None = None
+    error: str | None = None
+
+
+class RaceOutcome(BaseModel):
+    expected: int
+    observed: int
+    lost: int
+
+    @classmethod
+    def of(cls, expected: int, observed: int) -> RaceOutcome:
+        return cls(expected=expected, observed=observed, lost=expected - observed)
+
+
+class CrossProcessRace(BaseModel):
+    processes: int
+    tasks_per_process: int
+    unsafe: RaceOutcome
+    """GET then SET from every task of every process."""
+    safe: RaceOutcome
+    """Atomic INCR."""
+    local_lock: RaceOutcome
+    """GET then SET under an asyncio.Lock in each process: the lock stops at the process."""
+
+
+class RaceResults(BaseModel):
+    tasks: int
+    rounds: int
+    unsafe: RaceOutcome
+    """Read, await, write a shared counter from many tasks of one loop, without a lock."""
+    safe: RaceOutcome
+    """The same under an asyncio.Lock."""
+    cross_process: CrossProcessRace | None
+    cross_process_error: str | None = None
+
+
+class Machine(BaseModel):
+    cores: int
+    cpu_model: str
+    python: str
+    implementation: str
+    gil: bool
+    platform: str
+    load_average: list[float] | None
+    cluster: str
+    """How the clusters were started: 'local processes' or 'compose'."""
+
+
+class Target(BaseModel):
+    """A figure the issue names, with its strict threshold for a 2-core quiet machine."""
+
+    name: str
+    figure: float | None
+    threshold: str
+    passed: bool | None
+
+
+class Claim(BaseModel):
+    number: int
+    text: str
+    verdict: str
+    """'supported', 'not supported' or 'not measured'."""
+    evidence: str
+
+
+class CompareResults(BaseModel):
+    started_at: str
+    duration_s: float
+    quick: bool
+    machine: Machine
+    calibration: Calibration
+    settings: dict[str, float | int | str]
+    scenarios: list[ScenarioResult]
+    race: RaceResults | None
+    targets: list[Target] = Field(default_factory=list)
+    claims: list[Claim] = Field(default_factory=list)
+
+    def scenario(self, name: str) -> ScenarioResult | None:
+        for result in self.scenarios:
+            if result.name == name and result.error is None:
+                return result
+        return None
+
+
+def figure_text(value: float | None) -> str:
+    """A figure as a table shows it: three significant digits, thousands separated."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, int) or abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def cdf_points(values: list[float]) -> list[float]:
+    """The value at each percentile 0..100 (nearest rank), rounded to 0.1 ms."""
+    ordered = sorted(values)
+    if not ordered:
+        return []
+    points = [ordered[0]] + [percentile(ordered, q) or 0.0 for q in range(1, 101)]
+    return [round(v, 1) for v in points]

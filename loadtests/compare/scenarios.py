@@ -1,0 +1,171 @@
+"""The comparison's matrix: which topologies meet which workloads, and how big each run is.
+
+A scenario is one fresh cluster (a topology) driven with one workload. The matrix holds the
+four topologies the claims need (one blocking loop, one loop with threads, one loop with a
+process pool of one process per core, one blocking loop per core) plus, in the full run, the
+ones that teach a limit (a pool larger than the machine).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from enum import StrEnum
+
+from shared.settings import WorkerMode
+
+
+class Workload(StrEnum):
+    CPU = "cpu"
+    """A batch of identical CPU jobs: what parallelism gives."""
+    IO = "io"
+    """A batch of I/O jobs, many in flight on one loop: what concurrency gives."""
+    MIXED = "mixed"
+    """A steady stream of CPU jobs and I/O jobs at once: what a CPU step does to its loop."""
+    OVERHEAD = "overhead"
+    """I/O jobs that wait 0 ms: the pipeline's own ceiling in jobs per second."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How big every run is. ``quick`` trades precision for a run of under two minutes."""
+
+    quick: bool
+    cores: int
+    n: int = 50_000
+    """cpu jobs count primes below n: about 15 ms of pure Python on a current core."""
+    io_ms: int = 100
+    mixed_io_ms: int = 50
+    measure_s: float = 10.0
+    """Target length of each measured batch; job counts follow from the calibration."""
+    warm_up_s: float = 0.5
+    mixed_cpu_load: float = 0.5
+    """Offered CPU load of the mixed stream, as a fraction of one core."""
+    mixed_io_rate: float = 100.0
+    """I/O jobs per second in the mixed stream."""
+    tick_s: float = 0.1
+    """The mixed stream submits one small CPU batch and one small I/O batch per tick."""
+    runners: int = 64
+    """Runner tasks per worker (COORD_RUNNERS): the I/O jobs one loop keeps in flight."""
+
+    @classmethod
+    def for_run(cls, *, quick: bool, cores: int) -> Plan:
+        if quick:
+            return cls(quick=True, cores=cores, measure_s=3.0, warm_up_s=0.3)
+        return cls(quick=False, cores=cores)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    workload: Workload
+    mode: WorkerMode
+    workers: int
+    pool_size: int
+    """Threads or processes per worker; 0 for a blocking worker, which has no pool."""
+    lesson: str
+
+    @property
+    def name(self) -> str:
+        topology = f"{self.mode.value}-{self.workers}w"
+        if self.mode != WorkerMode.BLOCKING:
+            topology += f"x{self.pool_size}"
+        return f"{self.workload.value}/{topology}"
+
+    @property
+    def label(self) -> str:
+        """The topology in words, for tables and charts."""
+        loops = "1 loop" if self.workers == 1 else f"{self.workers} loops"
+        if self.mode == WorkerMode.BLOCKING:
+            return f"{loops}, blocking"
+        unit = "threads" if self.mode == WorkerMode.THREADS else "processes"
+        return f"{loops}, {self.pool_size} {unit}"
+
+    def cores_usable(self, cores: int) -> int:
+        """How many cores this topology can keep busy with CPU steps.
+
+        One loop runs one CPU step at a time; threads too, because the GIL lets one thread
+        run Python at a time (unless this interpreter runs without the GIL); a process pool
+        runs ``pool_size`` at once. Never more than the machine has.
+        """
+        if self.mode == WorkerMode.PROCESSES or (
+            self.mode == WorkerMode.THREADS and not gil_enabled()
+        ):
+            per_worker = self.pool_size
+        else:
+            per_worker = 1
+        return max(1, min(cores, self.workers * per_worker))
+
+
+def gil_enabled() -> bool:
+    probe = getattr(sys, "_is_gil_enabled", None)
+    return True if probe is None else bool(probe())
+
+
+def matrix(plan: Plan) -> list[Scenario]:
+    """The scenarios of a run, in the order they run: the overhead ceiling comes first,
+    because the ideal of the I/O scenario is capped by it."""
+    cores = plan.cores
+    replicas = max(2, cores)
+    one_loop = Scenario(
+        Workload.CPU, WorkerMode.BLOCKING, 1, 0, "one loop runs one CPU step at a time"
+    )
+    scenarios = [
+        Scenario(
+            Workload.OVERHEAD, WorkerMode.BLOCKING, 1, 0, "the pipeline's own ceiling (io_ms = 0)"
+        ),
+        Scenario(
+            Workload.IO, WorkerMode.BLOCKING, 1, 0, "one loop overlaps every I/O wait it holds"
+        ),
+        one_loop,
+    ]
+    if not plan.quick:
+        scenarios.append(
+            Scenario(
+                Workload.CPU, WorkerMode.THREADS, 1, cores, "threads share one GIL: no more cores"
+            )
+        )
+    scenarios += [
+        Scenario(Workload.CPU, WorkerMode.PROCESSES, 1, cores, "a process pool runs on every core"),
+        Scenario(
+            Workload.CPU,
+            WorkerMode.BLOCKING,
+            replicas,
+            0,
+            "replicas scale like a pool, one core each",
+        ),
+    ]
+    if not plan.quick:
+        scenarios.append(
+            Scenario(
+                Workload.CPU,
+                WorkerMode.PROCESSES,
+                1,
+                2 * cores,
+                "a pool larger than the machine adds no cores",
+            )
+        )
+    scenarios.append(
+        Scenario(
+            Workload.MIXED, WorkerMode.BLOCKING, 1, 0, "a CPU step on the loop stalls its I/O jobs"
+        )
+    )
+    if not plan.quick:
+        scenarios.append(
+            Scenario(
+                Workload.MIXED,
+                WorkerMode.THREADS,
+                1,
+                cores,
+                "threads free the loop, but contend for the GIL",
+            )
+        )
+    scenarios.append(
+        Scenario(
+            Workload.MIXED,
+            WorkerMode.PROCESSES,
+            1,
+            cores,
+            "with a process pool the loop stays responsive",
+        )
+    )
+    return scenarios

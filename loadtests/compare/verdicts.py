@@ -1,0 +1,284 @@
+"""From figures to verdicts: the issue's strict targets and the five claims of DESIGN.md.
+
+Thresholds scale with the machine: "at least 1.6x" on two cores is 0.8 of the cores a
+topology can use, so the same rule reads sensibly on one core or on eight.
+"""
+
+from __future__ import annotations
+
+from loadtests.compare.results import (
+    Claim,
+    CompareResults,
+    ScenarioResult,
+    Target,
+)
+from loadtests.compare.results import figure_text as num
+from shared.settings import WorkerMode
+
+SPEEDUP_SHARE = 0.8
+POOL_EFFICIENCY = 0.85
+LAG_RATIO = 0.2
+IO_EFFICIENCY = 0.9
+ONE_CORE_SLACK = 1.15
+"""One loop on cpu counts as 'one core' while it stays within 15% of the one-core ideal."""
+
+
+def find(
+    results: CompareResults, workload: str, mode: WorkerMode, *, replicas: bool = False
+) -> ScenarioResult | None:
+    """The measured scenario of that workload and mode: one worker, or several (replicas);
+    a pool must be one process or thread per core."""
+    for result in results.scenarios:
+        if result.error is not None or result.workload != workload or result.mode != mode.value:
+            continue
+        if replicas != (result.workers > 1):
+            continue
+        if mode != WorkerMode.BLOCKING and result.pool_size != results.calibration.cores:
+            continue
+        return result
+    return None
+
+
+def ratio(top: float | None, bottom: float | None) -> float | None:
+    if top is None or bottom is None or bottom <= 0:
+        return None
+    return round(top / bottom, 3)
+
+
+def at_least(figure: float | None, bound: float) -> bool | None:
+    return None if figure is None else figure >= bound
+
+
+def at_most(figure: float | None, bound: float) -> bool | None:
+    return None if figure is None else figure <= bound
+
+
+def throughput(result: ScenarioResult | None) -> float | None:
+    return None if result is None else result.throughput_jobs_s
+
+
+def efficiency(result: ScenarioResult | None) -> float | None:
+    return None if result is None else result.efficiency
+
+
+def lag_p99(result: ScenarioResult | None) -> float | None:
+    return None if result is None else result.loop_lag_ms.p99
+
+
+def io_p99(result: ScenarioResult | None) -> float | None:
+    if result is None or result.io_latency_ms is None:
+        return None
+    return result.io_latency_ms.p99
+
+
+class Figures:
+    """The handful of figures the targets and the claims are made of."""
+
+    def __init__(self, results: CompareResults) -> None:
+        self.one_core_jobs_s = 1000 / results.calibration.cpu_job_ms
+        self.cpu_one = find(results, "cpu", WorkerMode.BLOCKING)
+        self.cpu_threads = find(results, "cpu", WorkerMode.THREADS)
+        self.cpu_pool = find(results, "cpu", WorkerMode.PROCESSES)
+        self.cpu_replicas = find(results, "cpu", WorkerMode.BLOCKING, replicas=True)
+        self.io_one = find(results, "io", WorkerMode.BLOCKING)
+        self.mixed_one = find(results, "mixed", WorkerMode.BLOCKING)
+        self.mixed_pool = find(results, "mixed", WorkerMode.PROCESSES)
+        self.pool_speedup = ratio(throughput(self.cpu_pool), throughput(self.cpu_one))
+        self.replica_speedup = ratio(throughput(self.cpu_replicas), throughput(self.cpu_one))
+        self.lag_ratio = ratio(lag_p99(self.mixed_pool), lag_p99(self.mixed_one))
+        self.pool_bound = SPEEDUP_SHARE * (self.cpu_pool.cores_usable if self.cpu_pool else 0)
+        self.replicas = self.cpu_replicas.workers if self.cpu_replicas else 0
+        self.replica_bound = SPEEDUP_SHARE * (
+            self.cpu_replicas.cores_usable if self.cpu_replicas else 0
+        )
+
+
+def targets(results: CompareResults) -> list[Target]:
+    f = Figures(results)
+    race = results.race
+    cross = race.cross_process if race else None
+    return [
+        Target(
+            name="process pool / one blocking loop, cpu throughput",
+            figure=f.pool_speedup,
+            threshold=f">= {f.pool_bound:.1f}x",
+            passed=at_least(f.pool_speedup, f.pool_bound),
+        ),
+        Target(
+            name=f"{f.replicas} replicas / one, cpu throughput",
+            figure=f.replica_speedup,
+            threshold=f">= {f.replica_bound:.1f}x",
+            passed=at_least(f.replica_speedup, f.replica_bound),
+        ),
+        Target(
+            name="process pool efficiency on cpu (measured / ideal)",
+            figure=efficiency(f.cpu_pool),
+            threshold=f">= {POOL_EFFICIENCY}",
+            passed=at_least(efficiency(f.cpu_pool), POOL_EFFICIENCY),
+        ),
+        Target(
+            name="mixed: loop lag p99 with the pool / with the blocking loop",
+            figure=f.lag_ratio,
+            threshold=f"<= {LAG_RATIO}",
+            passed=at_most(f.lag_ratio, LAG_RATIO),
+        ),
+        Target(
+            name="one loop on io: efficiency (measured / ideal)",
+            figure=efficiency(f.io_one),
+            threshold=f">= {IO_EFFICIENCY}",
+            passed=at_least(efficiency(f.io_one), IO_EFFICIENCY),
+        ),
+        Target(
+            name="race in one process: updates lost without a lock",
+            figure=None if race is None else race.unsafe.lost,
+            threshold="> 0",
+            passed=None if race is None else race.unsafe.lost > 0,
+        ),
+        Target(
+            name="race in one process: updates lost with asyncio.Lock",
+            figure=None if race is None else race.safe.lost,
+            threshold="= 0",
+            passed=None if race is None else race.safe.lost == 0,
+        ),
+        Target(
+            name="race across processes: updates lost with GET then SET",
+            figure=None if cross is None else cross.unsafe.lost,
+            threshold="> 0",
+            passed=None if cross is None else cross.unsafe.lost > 0,
+        ),
+        Target(
+            name="race across processes: updates lost with INCR",
+            figure=None if cross is None else cross.safe.lost,
+            threshold="= 0",
+            passed=None if cross is None else cross.safe.lost == 0,
+        ),
+    ]
+
+
+def verdict(checks: list[bool | None]) -> str:
+    if not checks or any(c is None for c in checks):
+        return "not measured"
+    return "supported" if all(checks) else "not supported"
+
+
+def claim_concurrency(results: CompareResults, f: Figures) -> Claim:
+    cpu_cores = ratio(throughput(f.cpu_one), f.one_core_jobs_s)
+    threads_cores = ratio(throughput(f.cpu_threads), f.one_core_jobs_s)
+    checks = [at_least(efficiency(f.io_one), IO_EFFICIENCY), at_most(cpu_cores, ONE_CORE_SLACK)]
+    evidence = (
+        f"one loop on io: {num(throughput(f.io_one))} jobs/s = {num(efficiency(f.io_one))} of "
+        f"its ideal {num(f.io_one.ideal_jobs_s if f.io_one else None)} jobs/s "
+        f"({results.settings.get('runners')} jobs of {results.settings.get('io_ms')} ms in "
+        f"flight); one loop on cpu: {num(throughput(f.cpu_one))} jobs/s = {num(cpu_cores)} "
+        "cores' worth"
+    )
+    if f.cpu_threads is not None:
+        checks.append(at_most(threads_cores, ONE_CORE_SLACK))
+        evidence += f"; with threads {num(threads_cores)} cores' worth (the GIL)"
+    return Claim(
+        number=1,
+        text="One event loop gives concurrency, not parallelism.",
+        verdict=verdict(checks),
+        evidence=evidence,
+    )
+
+
+def claim_stall(results: CompareResults, f: Figures) -> Claim:
+    blocked, pooled = io_p99(f.mixed_one), io_p99(f.mixed_pool)
+    return Claim(
+        number=2,
+        text="A CPU step inside the loop stalls every other job on that loop.",
+        verdict=verdict(
+            [
+                at_most(f.lag_ratio, LAG_RATIO),
+                None if blocked is None or pooled is None else blocked > pooled,
+            ]
+        ),
+        evidence=(
+            f"mixed stream: loop lag p99 {num(lag_p99(f.mixed_one))} ms on the blocking loop "
+            f"vs {num(lag_p99(f.mixed_pool))} ms with the pool; I/O jobs' latency p99 "
+            f"{num(blocked)} ms vs {num(pooled)} ms (each I/O job waits "
+            f"{results.settings.get('mixed_io_ms')} ms)"
+        ),
+    )
+
+
+def claim_pool(f: Figures) -> Claim:
+    return Claim(
+        number=3,
+        text="A process pool gives real parallelism up to the cores, and the loop stays "
+        "responsive.",
+        verdict=verdict(
+            [
+                at_least(f.pool_speedup, f.pool_bound),
+                at_least(efficiency(f.cpu_pool), POOL_EFFICIENCY),
+                at_most(f.lag_ratio, LAG_RATIO),
+            ]
+        ),
+        evidence=(
+            f"cpu: a pool of {f.cpu_pool.pool_size if f.cpu_pool else '?'} does "
+            f"{num(f.pool_speedup)}x one loop (target >= {f.pool_bound:.1f}x) at efficiency "
+            f"{num(efficiency(f.cpu_pool))} (target >= {POOL_EFFICIENCY}); mixed: its loop "
+            f"lag p99 is {num(f.lag_ratio)}x the blocking loop's (target <= {LAG_RATIO})"
+        ),
+    )
+
+
+def claim_replicas(f: Figures) -> Claim:
+    return Claim(
+        number=4,
+        text="More replicas scale the same way across cores.",
+        verdict=verdict([at_least(f.replica_speedup, f.replica_bound)]),
+        evidence=(
+            f"cpu: {f.replicas} blocking workers do {num(f.replica_speedup)}x one "
+            f"(target >= {f.replica_bound:.1f}x) at efficiency "
+            f"{num(efficiency(f.cpu_replicas))}"
+        ),
+    )
+
+
+def claim_race(results: CompareResults) -> Claim:
+    race = results.race
+    text = (
+        "Tasks sharing state across an await race; asyncio.Lock (one process) or an atomic "
+        "Redis operation (across processes) fixes it."
+    )
+    if race is None:
+        return Claim(number=5, text=text, verdict="not measured", evidence="not run")
+    cross = race.cross_process
+    evidence = (
+        f"one loop, {race.tasks} tasks: {race.unsafe.lost} of {race.unsafe.expected} updates "
+        f"lost without a lock, {race.safe.lost} with one"
+    )
+    if cross is None:
+        evidence += f"; {race.cross_process_error}"
+    else:
+        evidence += (
+            f"; {cross.processes} processes: GET then SET lost {cross.unsafe.lost} of "
+            f"{cross.unsafe.expected} ({cross.local_lock.lost} even with an asyncio.Lock in "
+            f"each process), INCR lost {cross.safe.lost}"
+        )
+    return Claim(
+        number=5,
+        text=text,
+        verdict=verdict(
+            [
+                race.unsafe.lost > 0,
+                race.safe.lost == 0,
+                None if cross is None else cross.unsafe.lost > 0,
+                None if cross is None else cross.safe.lost == 0,
+            ]
+        ),
+        evidence=evidence,
+    )
+
+
+def claims(results: CompareResults) -> list[Claim]:
+    f = Figures(results)
+    return [
+        claim_concurrency(results, f),
+        claim_stall(results, f),
+        claim_pool(f),
+        claim_replicas(f),
+        claim_race(results),
+    ]
