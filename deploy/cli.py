@@ -218,12 +218,16 @@ def compare(
     out: Annotated[Path, typer.Option(help="reports go to OUT/<timestamp>/")] = Path(
         "reports/compare"
     ),
+    local: Annotated[bool, typer.Option(help="local processes even if Docker runs")] = False,
+    only: Annotated[
+        str | None, typer.Option(help="only the scenarios whose name contains this, e.g. cpu/")
+    ] = None,
 ) -> None:
     """Measure one loop, threads, a process pool and replicas against the physical limit."""
     from loadtests.compare.cli import print_verdicts, run_compare
 
     settings = settings_or_fail()
-    folder, results = run_compare(quick=quick, out=out, base=settings, console=console)
+    folder, results = run_compare(quick=quick, out=out, base=settings, console=console, local=local)
     print_verdicts(results, console)
     console.print(f"report: [bold]{folder / 'report.md'}[/] (also {out / 'latest'})")
     failed = [s.name for s in results.scenarios if s.error is not None]

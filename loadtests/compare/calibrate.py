@@ -64,7 +64,7 @@ def ideal_jobs_s(scenario: Scenario, plan: Plan, calibration: Calibration) -> fl
     if scenario.workload == Workload.CPU:
         return scenario.cores_usable(calibration.cores) * 1000 / calibration.cpu_job_ms
     if scenario.workload == Workload.IO:
-        in_flight = scenario.workers * plan.runners
+        in_flight = scenario.workers * plan.runners_for(scenario)
         concurrency_limit = in_flight * 1000 / plan.io_ms
         if calibration.overhead_jobs_s is None:
             return concurrency_limit

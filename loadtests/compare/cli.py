@@ -22,13 +22,14 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from deploy.compose import ComposeError
 from deploy.local import ClusterError
 from deploy.servers import ServerUnavailable
 from loadtests.compare.calibrate import Calibration, calibrate, usable_cores
 from loadtests.compare.clusters import ClusterStarter, choose_starter
 from loadtests.compare.drive import ScenarioFailed, drive
 from loadtests.compare.race import run_race
-from loadtests.compare.report import COLUMNS, point_latest, render, scenario_row
+from loadtests.compare.report import TERMINAL_COLUMNS, point_latest, render, terminal_row
 from loadtests.compare.results import CompareResults, Machine, ScenarioResult
 from loadtests.compare.scenarios import Plan, Scenario, Workload, gil_enabled, matrix
 from loadtests.compare.verdicts import claims, targets
@@ -81,6 +82,7 @@ def failed_result(scenario: Scenario, error: str) -> ScenarioResult:
         mode=scenario.mode.value,
         workers=scenario.workers,
         pool_size=scenario.pool_size,
+        runners=0,
         workload=scenario.workload.value,
         n=0,
         io_ms=0,
@@ -100,21 +102,25 @@ def failed_result(scenario: Scenario, error: str) -> ScenarioResult:
     )
 
 
-def scenario_settings(base: Settings, plan: Plan, namespace: str, run_dir: Path) -> Settings:
+def scenario_settings(
+    base: Settings, plan: Plan, scenario: Scenario, namespace: str, run_dir: Path, *, own_port: bool
+) -> Settings:
+    """A scenario's cluster settings: its own namespace and run directory, and its own
+    gateway port unless Compose publishes a fixed one."""
     return base.replace(
         namespace=namespace,
-        gateway_port=free_port(),
+        gateway_port=free_port() if own_port else base.gateway_port,
         run_dir=run_dir,
         heartbeat_s=HEARTBEAT_S,
-        runners=plan.runners,
+        runners=plan.runners_for(scenario),
         log_level=LOG_LEVEL,
     )
 
 
 def new_table() -> Table:
     table = Table(title="scenarios", title_justify="left")
-    for column in COLUMNS:
-        table.add_column(column, justify="left" if column in ("scenario", "topology") else "right")
+    for column in TERMINAL_COLUMNS:
+        table.add_column(column, justify="left" if column == "scenario" else "right")
     return table
 
 
@@ -122,11 +128,20 @@ class Comparison:
     """One run: its plan, calibration, cluster starter, display and results so far."""
 
     def __init__(
-        self, base: Settings, plan: Plan, starter: ClusterStarter, console: Console
+        self,
+        base: Settings,
+        plan: Plan,
+        starter: ClusterStarter,
+        console: Console,
+        *,
+        own_ports: bool,
+        only: str | None = None,
     ) -> None:
         self.base = base
         self.plan = plan
         self.starter = starter
+        self.own_ports = own_ports
+        self.only = only
         self.console = console
         self.run_id = uuid.uuid4().hex[:8]
         self.results: list[ScenarioResult] = []
@@ -143,7 +158,14 @@ class Comparison:
         self, scenario: Scenario, index: int, calibration: Calibration, work: Path, logs: Path
     ) -> ScenarioResult:
         run_dir = work / f"{index:02d}"
-        settings = scenario_settings(self.base, self.plan, f"cmp{self.run_id}{index:02d}", run_dir)
+        settings = scenario_settings(
+            self.base,
+            self.plan,
+            scenario,
+            f"cmp{self.run_id}{index:02d}",
+            run_dir,
+            own_port=self.own_ports,
+        )
         task = self.progress.tasks[0].id
 
         def step(text: str) -> None:
@@ -153,7 +175,7 @@ class Comparison:
         try:
             with self.starter(settings, scenario) as cluster:
                 result = asyncio.run(drive(scenario, self.plan, calibration, cluster, step))
-        except (ScenarioFailed, ClusterError, ServerUnavailable, OSError) as exc:
+        except (ScenarioFailed, ClusterError, ServerUnavailable, ComposeError, OSError) as exc:
             kept = logs / scenario.name.replace("/", "_")
             if (run_dir / "logs").is_dir():
                 shutil.copytree(run_dir / "logs", kept, dirs_exist_ok=True)
@@ -164,7 +186,7 @@ class Comparison:
         started = time.monotonic()
         started_at = datetime.now().astimezone().isoformat(timespec="seconds")
         calibration = calibrate(self.plan.n)
-        scenarios = matrix(self.plan)
+        scenarios = [s for s in matrix(self.plan) if self.only is None or self.only in s.name]
         overall = self.progress.add_task("calibrated", total=len(scenarios) + 1)
         with (
             Live(Group(self.progress, self.table), console=self.console, refresh_per_second=4),
@@ -177,7 +199,7 @@ class Comparison:
                 if scenario.workload == Workload.OVERHEAD and result.error is None:
                     calibration.overhead_jobs_s = result.throughput_jobs_s
                 self.results.append(result)
-                self.table.add_row(*scenario_row(result))
+                self.table.add_row(*terminal_row(result))
                 self.progress.advance(overall)
             self.progress.update(overall, description="race demonstration")
             race = run_race(
@@ -202,7 +224,7 @@ class Comparison:
                 "mixed_io_rate": self.plan.mixed_io_rate,
                 "measure_s": self.plan.measure_s,
                 "runners": self.plan.runners,
-                "prefetch": self.base.replace(runners=self.plan.runners).effective_prefetch,
+                "io_runners": self.plan.io_runners,
                 "heartbeat_s": HEARTBEAT_S,
                 "log_level": LOG_LEVEL,
             },
@@ -213,12 +235,18 @@ class Comparison:
 
 
 def run_compare(
-    *, quick: bool, out: Path, base: Settings, console: Console
+    *,
+    quick: bool,
+    out: Path,
+    base: Settings,
+    console: Console,
+    local: bool = False,
+    only: str | None = None,
 ) -> tuple[Path, CompareResults]:
     """Run the whole comparison and write its report; returns the report's folder."""
     cores = usable_cores()
     plan = Plan.for_run(quick=quick, cores=cores)
-    cluster_kind, starter = choose_starter()
+    cluster_kind, starter = choose_starter(local=local)
     folder = out / datetime.now().strftime("%Y%m%d-%H%M%S")
     while folder.exists():
         folder = folder.with_name(folder.name + "a")
@@ -226,7 +254,10 @@ def run_compare(
         f"comparing on {cores} cores, clusters as {cluster_kind}; "
         f"{'quick run (about 2 min)' if quick else 'full run (about 5 min)'}"
     )
-    results = Comparison(base, plan, starter, console).run(folder, machine(cores, cluster_kind))
+    comparison = Comparison(
+        base, plan, starter, console, own_ports=cluster_kind != "compose", only=only
+    )
+    results = comparison.run(folder, machine(cores, cluster_kind))
     results.targets = targets(results)
     results.claims = claims(results)
     missing = render(results, folder)

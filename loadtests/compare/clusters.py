@@ -14,9 +14,12 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
+import psutil
+
 from deploy import compose
 from deploy.local import start_local_cluster, stop_local_cluster
 from deploy.namespace import purge_namespace
+from deploy.servers import host_port
 from loadtests.compare.scenarios import Scenario
 from shared.settings import Settings
 
@@ -26,7 +29,34 @@ class RunningCluster:
     gateway_url: str
     pids: dict[str, int] = field(default_factory=dict)
     """Member name -> pid of every service process; empty when they are not visible."""
+    servers: dict[str, int] = field(default_factory=dict)
+    """'rabbitmq' / 'redis' -> pid of the local server process, where one listens here."""
 
+
+def local_server_pids(settings: Settings) -> dict[str, int]:
+    """Pids of the RabbitMQ and Redis processes listening on this machine, if visible.
+
+    Their CPU is part of every job's cost; on a small machine it competes with the pool.
+    """
+    wanted = {
+        "rabbitmq": host_port(settings.amqp_url.get_secret_value(), 5672),
+        "redis": host_port(settings.redis_url.get_secret_value(), 6379),
+    }
+    local = {name: port for name, (host, port) in wanted.items() if host in LOCAL_HOSTS}
+    found: dict[str, int] = {}
+    try:
+        listening = [c for c in psutil.net_connections(kind="tcp") if c.status == "LISTEN"]
+    except (psutil.Error, OSError):
+        return found
+    for name, port in local.items():
+        for connection in listening:
+            if connection.laddr and connection.laddr.port == port and connection.pid:
+                found[name] = connection.pid
+                break
+    return found
+
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 ClusterStarter = Callable[[Settings, Scenario], AbstractContextManager[RunningCluster]]
 
@@ -38,7 +68,11 @@ def local_cluster(settings: Settings, scenario: Scenario) -> Iterator[RunningClu
         state = start_local_cluster(
             settings, workers=scenario.workers, mode=scenario.mode, pool_size=scenario.pool_size
         )
-        yield RunningCluster(state.gateway_url, {m.name: m.pid for m in state.members})
+        yield RunningCluster(
+            state.gateway_url,
+            {m.name: m.pid for m in state.members},
+            local_server_pids(settings),
+        )
     finally:
         stop_local_cluster(settings.run_dir, timeout_s=15)
         with contextlib.suppress(Exception):
@@ -52,15 +86,23 @@ def compose_cluster(settings: Settings, scenario: Scenario) -> Iterator[RunningC
     The containers' processes are not this process's to watch, so CPU per process is not
     recorded; everything else comes through the gateway's HTTP API as in the local case.
     """
+    gateway_url = f"http://127.0.0.1:{settings.gateway_port}"
     try:
-        compose.compose_up(scenario.workers, scenario.mode, scenario.pool_size)
-        yield RunningCluster(f"http://127.0.0.1:{settings.gateway_port}")
+        compose.compose_up(
+            scenario.workers, scenario.mode, scenario.pool_size, gateway_url=gateway_url
+        )
+        yield RunningCluster(gateway_url)
     finally:
         compose.compose_down()
 
 
-def choose_starter() -> tuple[str, ClusterStarter]:
-    """Compose when a Docker engine answers, local processes otherwise."""
-    if compose.docker_engine_available():
+def choose_starter(*, local: bool = False) -> tuple[str, ClusterStarter]:
+    """Compose when a Docker engine answers (unless ``local``), local processes otherwise.
+
+    A Compose cluster takes its settings from ``.env`` and publishes the gateway on
+    ``COORD_GATEWAY_PORT``; the comparison's own tuning (heartbeat interval, log level) then
+    does not reach it, which only widens the lag window by up to two default heartbeats.
+    """
+    if not local and compose.docker_engine_available():
         return "compose", compose_cluster
     return "local processes", local_cluster

@@ -106,15 +106,16 @@ class GatewayClient:
             await asyncio.sleep(0.05)
 
 
-def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
-    """User+system CPU seconds of each member process, its live children summed apart."""
+def cpu_seconds(pids: dict[str, int], *, pools: bool = True) -> dict[str, float]:
+    """User+system CPU seconds of each process; with ``pools``, its live children (a
+    worker's pool) summed under '<name> pool'."""
     seconds: dict[str, float] = {}
     for name, pid in pids.items():
         try:
             process = psutil.Process(pid)
             own = process.cpu_times()
             seconds[name] = own.user + own.system
-            children = process.children(recursive=True)
+            children = process.children(recursive=True) if pools else []
         except psutil.Error:
             continue
         child_total = 0.0
@@ -181,13 +182,19 @@ class ScenarioRun:
         self.progress = progress
         self.ideal = ideal_jobs_s(scenario, plan, calibration)
 
+    def cpu_now(self) -> dict[str, float]:
+        return {
+            **cpu_seconds(self.cluster.pids),
+            **cpu_seconds(self.cluster.servers, pools=False),
+        }
+
     async def open_window(self) -> Window:
         started = time.time()
         beats = await self.gateway.fresh_worker_heartbeats(self.scenario.workers, started)
-        return Window(beats, cpu_seconds(self.cluster.pids), time.monotonic())
+        return Window(beats, self.cpu_now(), time.monotonic())
 
     async def close_window(self, opened: Window) -> tuple[float, dict[str, float], Window]:
-        cpu = cpu_seconds(self.cluster.pids)
+        cpu = self.cpu_now()
         wall = time.monotonic()
         beats = await self.gateway.fresh_worker_heartbeats(self.scenario.workers, time.time())
         closed = Window(beats, cpu, wall)
@@ -343,6 +350,7 @@ class ScenarioRun:
             mode=scenario.mode.value,
             workers=scenario.workers,
             pool_size=scenario.pool_size,
+            runners=self.plan.runners_for(scenario),
             workload=scenario.workload.value,
             n=n,
             io_ms=io_ms,

@@ -58,6 +58,26 @@ def scenario_row(result: ScenarioResult) -> list[str]:
     ]
 
 
+TERMINAL_COLUMNS = ["scenario", "jobs/s", "ideal", "eff.", "p99 ms", "I/O p99", "lag p99", "CPU %"]
+
+
+def terminal_row(result: ScenarioResult) -> list[str]:
+    """The table row that fits an 80-column terminal; report.md has every column."""
+    full = scenario_row(result)
+    if result.error is not None:
+        return [full[0], full[2], *[""] * 6]
+    return [
+        full[0],
+        full[3],
+        full[4],
+        full[5],
+        full[7],
+        full[8],
+        _num(result.loop_lag_ms.p99),
+        full[10],
+    ]
+
+
 COLUMNS = [
     "scenario",
     "topology",

@@ -20,6 +20,7 @@ class ScenarioResult(BaseModel):
     mode: str
     workers: int
     pool_size: int
+    runners: int
     workload: str
     n: int
     io_ms: int

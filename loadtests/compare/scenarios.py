@@ -34,7 +34,9 @@ class Plan:
     cores: int
     n: int = 50_000
     """cpu jobs count primes below n: about 15 ms of pure Python on a current core."""
-    io_ms: int = 100
+    io_ms: int = 1000
+    io_runners: int = 500
+    """Runner tasks of a worker in the io scenarios: the I/O jobs one loop keeps in flight."""
     mixed_io_ms: int = 50
     measure_s: float = 10.0
     """Target length of each measured batch; job counts follow from the calibration."""
@@ -46,7 +48,10 @@ class Plan:
     tick_s: float = 0.1
     """The mixed stream submits one small CPU batch and one small I/O batch per tick."""
     runners: int = 64
-    """Runner tasks per worker (COORD_RUNNERS): the I/O jobs one loop keeps in flight."""
+    """Runner tasks per worker (COORD_RUNNERS) everywhere else (the service's default)."""
+
+    def runners_for(self, scenario: Scenario) -> int:
+        return self.io_runners if scenario.workload == Workload.IO else self.runners
 
     @classmethod
     def for_run(cls, *, quick: bool, cores: int) -> Plan:

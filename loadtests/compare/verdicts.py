@@ -168,9 +168,9 @@ def claim_concurrency(results: CompareResults, f: Figures) -> Claim:
     evidence = (
         f"one loop on io: {num(throughput(f.io_one))} jobs/s = {num(efficiency(f.io_one))} of "
         f"its ideal {num(f.io_one.ideal_jobs_s if f.io_one else None)} jobs/s "
-        f"({results.settings.get('runners')} jobs of {results.settings.get('io_ms')} ms in "
-        f"flight); one loop on cpu: {num(throughput(f.cpu_one))} jobs/s = {num(cpu_cores)} "
-        "cores' worth"
+        f"({f.io_one.runners if f.io_one else '?'} jobs of "
+        f"{f.io_one.io_ms if f.io_one else '?'} ms in flight); one loop on cpu: "
+        f"{num(throughput(f.cpu_one))} jobs/s = {num(cpu_cores)} cores' worth"
     )
     if f.cpu_threads is not None:
         checks.append(at_most(threads_cores, ONE_CORE_SLACK))
