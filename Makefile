@@ -18,6 +18,7 @@ help:
 	@echo "make down | ps | logs                                             stop / list / follow it"
 	@echo "make test                                                          all tests"
 	@echo "make lint                                                          ruff and mypy"
+	@echo "make compare | compare-quick                                       measure the claims (10 / 2 min)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -82,3 +83,11 @@ bench-gateway: $(STAMP)
 .PHONY: bench
 bench: $(STAMP)  ## the cluster's throughput, latency and memory against a bare aio-pika relay
 	$(BIN)/python -m loadtests.bench $(BENCH_ARGS)
+
+.PHONY: compare compare-quick
+
+compare: $(STAMP)
+	$(BIN)/cluster compare
+
+compare-quick: $(STAMP)
+	$(BIN)/cluster compare --quick

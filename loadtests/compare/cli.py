@@ -143,7 +143,7 @@ class Comparison:
         self.own_ports = own_ports
         self.only = only
         self.console = console
-        self.run_id = uuid.uuid4().hex[:8]
+        self.run_id = uuid.uuid4().hex[:6]
         self.results: list[ScenarioResult] = []
         self.table = new_table()
         self.progress = Progress(
@@ -162,7 +162,7 @@ class Comparison:
             self.base,
             self.plan,
             scenario,
-            f"cmp{self.run_id}{index:02d}",
+            f"{self.base.namespace}-{self.run_id}-{index:02d}",
             run_dir,
             own_port=self.own_ports,
         )
@@ -204,7 +204,7 @@ class Comparison:
             self.progress.update(overall, description="race demonstration")
             race = run_race(
                 self.base.redis_url.get_secret_value(),
-                self.base.replace(namespace=f"cmp{self.run_id}race").names,
+                self.base.replace(namespace=f"{self.base.namespace}-{self.run_id}-race").names,
                 cores=self.plan.cores,
                 quick=self.plan.quick,
             )

@@ -1,14 +1,18 @@
 """The gateway app in-process against the real broker and Redis (no workers running)."""
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from redis.asyncio import Redis
 
+from services.aggregator.fold import ResultFolder
 from services.gateway.app import create_app
+from shared.jobs import JobKind, Result
 from shared.settings import Settings
 
 
@@ -62,6 +66,24 @@ async def test_unknown_and_malformed_batch_ids(client: httpx.AsyncClient) -> Non
     assert (await client.get(f"/batches/{'0' * 32}")).status_code == 404
     assert (await client.get("/batches/not-an-id")).status_code == 422
     assert (await client.get(f"/batches/{'0' * 32}?wait=61")).status_code == 422
+
+
+async def test_latencies_of_every_folded_job(
+    client: httpx.AsyncClient, settings: Settings, redis: Redis
+) -> None:
+    answer = await client.post("/batches", json={"kind": "io", "count": 2, "params": {"io_ms": 1}})
+    batch_id = answer.json()["batch_id"]
+    assert (await client.get(f"/batches/{batch_id}/latencies")).json()["latencies_ms"] == []
+    now = time.time()
+    folded = [
+        Result(f"{batch_id}.{i}", batch_id, JobKind.IO, True, 1, now - 0.1 * (i + 1), now, "w")
+        for i in range(2)
+    ]
+    await ResultFolder(redis, settings.names, ttl_s=600).fold(folded)
+    latencies = (await client.get(f"/batches/{batch_id}/latencies")).json()["latencies_ms"]
+    assert len(latencies) == 2
+    assert 100 <= min(latencies) < max(latencies) < 1000
+    assert (await client.get(f"/batches/{'0' * 32}/latencies")).status_code == 404
 
 
 async def test_health_and_readiness(client: httpx.AsyncClient) -> None:

@@ -1,7 +1,15 @@
 import asyncio
 import time
 
-from shared.looplag import LoopLagMonitor
+import pytest
+
+from shared.looplag import (
+    LoopLagMonitor,
+    histogram_delta,
+    lag_bucket,
+    lag_bucket_value_ms,
+    summarize_histogram,
+)
 
 
 async def test_loop_lag_shows_a_blocked_loop() -> None:
@@ -29,3 +37,31 @@ async def test_recent_snapshot_forgets_an_old_stall() -> None:
     recent = monitor.recent_snapshot(0.1)
     assert recent["max"] is not None and recent["max"] < 150
     assert monitor.snapshot()["max"] == monitor.snapshot()["max_since_start"]
+
+
+def test_histogram_buckets_hold_values_within_five_percent() -> None:
+    for lag_ms in (0.02, 0.5, 3.0, 17.0, 250.0, 4000.0):
+        value = lag_bucket_value_ms(lag_bucket(lag_ms))
+        assert abs(value - lag_ms) / lag_ms < 0.05 + 1e-9
+    assert lag_bucket(0.0) == 0
+
+
+def test_histograms_subtract_to_the_window_between_two_snapshots() -> None:
+    monitor = LoopLagMonitor(0.05)
+    for lag_ms in (0.1,) * 90:
+        monitor.histogram[lag_bucket(lag_ms)] += 1
+    before = monitor.snapshot()["histogram"]
+    for lag_ms in [1.0] * 98 + [200.0, 200.0]:
+        monitor.histogram[lag_bucket(lag_ms)] += 1
+    after = monitor.snapshot()["histogram"]
+    assert isinstance(before, dict) and isinstance(after, dict)
+    summary = summarize_histogram(histogram_delta(before, after))
+    assert summary.samples == 100
+    assert summary.p50 == pytest.approx(1.0, rel=0.05)
+    assert summary.p99 == pytest.approx(200.0, rel=0.05)
+    assert summary.max == pytest.approx(200.0, rel=0.05)
+
+
+def test_an_empty_window_has_no_figures() -> None:
+    summary = summarize_histogram({})
+    assert (summary.p50, summary.p99, summary.max, summary.samples) == (None, None, None, 0)

@@ -1,0 +1,41 @@
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from loadtests.compare.report import point_latest, render
+from loadtests.compare.results import CompareResults, cdf_points
+from loadtests.compare.verdicts import claims, targets
+
+
+def test_report_files_and_latest_link(
+    make_run: Callable[..., CompareResults], tmp_path: Path
+) -> None:
+    run = make_run()
+    run.targets, run.claims = targets(run), claims(run)
+    for stamp in ("20260101-000000", "20260101-000100"):
+        assert render(run, tmp_path / stamp) == []
+        point_latest(tmp_path / stamp)
+    latest = tmp_path / "latest"
+    assert latest.is_symlink() and latest.resolve() == (tmp_path / "20260101-000100").resolve()
+    for name in ("results.json", "report.md", "throughput.png", "latency.png", "loop_lag.png"):
+        assert (latest / name).stat().st_size > 0
+    data = json.loads((latest / "results.json").read_text())
+    assert data["calibration"]["cpu_job_ms"] == 10.0
+    first = data["scenarios"][2]
+    for field in ("name", "mode", "workers", "pool_size", "workload", "jobs"):
+        assert field in first
+    assert set(first["latency_ms"]) >= {"p50", "p95", "p99"}
+    assert set(first["loop_lag_ms"]) >= {"p50", "p99", "max"}
+    assert data["race"]["unsafe"] == {"expected": 2000, "observed": 100, "lost": 1900}
+    assert CompareResults.model_validate_json((latest / "results.json").read_text()) == run
+    report = (latest / "report.md").read_text()
+    assert report.count("**supported**") == 5
+    assert "| cpu/processes-1wx2 |" in report
+    assert "![throughput.png](throughput.png)" in report
+
+
+def test_cdf_points_span_every_percentile() -> None:
+    points = cdf_points([float(v) for v in range(1, 1001)])
+    assert len(points) == 101
+    assert (points[0], points[50], points[100]) == (1.0, 500.0, 1000.0)
+    assert cdf_points([]) == []

@@ -1,0 +1,52 @@
+from collections.abc import Callable
+
+import pytest
+
+from loadtests.compare.results import CompareResults
+from loadtests.compare.verdicts import claims, targets
+
+MakeRun = Callable[..., CompareResults]
+
+
+def verdicts(run: CompareResults) -> dict[int, str]:
+    return {claim.number: claim.verdict for claim in claims(run)}
+
+
+def test_a_good_run_supports_every_claim_and_passes_every_target(make_run: MakeRun) -> None:
+    run = make_run()
+    assert verdicts(run) == dict.fromkeys(range(1, 6), "supported")
+    assert all(target.passed for target in targets(run))
+    speedup = next(t for t in targets(run) if t.name.startswith("process pool /"))
+    assert (speedup.figure, speedup.threshold) == (pytest.approx(1.895, abs=1e-3), ">= 1.6x")
+
+
+@pytest.mark.parametrize(
+    ("spoiled", "failing"),
+    [
+        ({"io_one": 300.0}, {1}),
+        ({"cpu_one": 130.0}, {1, 3, 4}),
+        ({"pooled_lag": 30.0}, {2, 3}),
+        ({"cpu_pool": 140.0}, {3}),
+        ({"cpu_replicas": 120.0}, {4}),
+        ({"unsafe_lost": 0}, {5}),
+        ({"safe_lost": 3}, {5}),
+        ({"cross_safe_lost": 1}, {5}),
+    ],
+)
+def test_a_missed_figure_fails_the_claims_built_on_it(
+    make_run: MakeRun, spoiled: dict[str, float], failing: set[int]
+) -> None:
+    result = verdicts(make_run(**spoiled))
+    assert {number for number, v in result.items() if v == "not supported"} == failing
+    assert {v for number, v in result.items() if number not in failing} == {"supported"}
+
+
+def test_a_failed_scenario_leaves_its_claims_not_measured(make_run: MakeRun) -> None:
+    run = make_run()
+    run.scenarios = [s for s in run.scenarios if s.workload != "mixed"]
+    result = verdicts(run)
+    assert result[2] == "not measured"
+    assert result[3] == "not measured"
+    assert result[4] == "supported"
+    lag = next(t for t in targets(run) if "loop lag" in t.name)
+    assert (lag.figure, lag.passed) == (None, None)
