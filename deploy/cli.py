@@ -227,7 +227,9 @@ def compare(
     from loadtests.compare.cli import print_verdicts, run_compare
 
     settings = settings_or_fail()
-    folder, results = run_compare(quick=quick, out=out, base=settings, console=console, local=local)
+    folder, results = run_compare(
+        quick=quick, out=out, base=settings, console=console, local=local, only=only
+    )
     print_verdicts(results, console)
     console.print(f"report: [bold]{folder / 'report.md'}[/] (also {out / 'latest'})")
     failed = [s.name for s in results.scenarios if s.error is not None]

@@ -21,8 +21,11 @@ from shared.primes import count_primes
 class Calibration(BaseModel):
     n: int
     cpu_job_ms: float
-    """Fastest of several runs: the cost of one job on an otherwise idle core."""
+    """CPU time of one job (the fastest of several runs): what it costs one core, whatever
+    else the machine runs, because time spent waiting for the core is not counted."""
     cpu_job_median_ms: float
+    cpu_job_wall_ms: float
+    """Median wall-clock time of the same runs; far above cpu_job_ms on a busy machine."""
     cores: int
     overhead_jobs_s: float | None = None
     """The pipeline's ceiling, filled in once the overhead scenario has run."""
@@ -37,15 +40,17 @@ def usable_cores() -> int:
 
 def calibrate(n: int, *, runs: int = 9) -> Calibration:
     count_primes(n)
-    samples_ms = []
+    cpu_ms, wall_ms = [], []
     for _ in range(runs):
-        started = time.perf_counter()
+        cpu_started, wall_started = time.thread_time(), time.perf_counter()
         count_primes(n)
-        samples_ms.append((time.perf_counter() - started) * 1000)
+        cpu_ms.append((time.thread_time() - cpu_started) * 1000)
+        wall_ms.append((time.perf_counter() - wall_started) * 1000)
     return Calibration(
         n=n,
-        cpu_job_ms=round(min(samples_ms), 3),
-        cpu_job_median_ms=round(statistics.median(samples_ms), 3),
+        cpu_job_ms=round(min(cpu_ms), 3),
+        cpu_job_median_ms=round(statistics.median(cpu_ms), 3),
+        cpu_job_wall_ms=round(statistics.median(wall_ms), 3),
         cores=usable_cores(),
     )
 

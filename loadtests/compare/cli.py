@@ -60,6 +60,10 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def load_average() -> list[float] | None:
+    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
 def machine(cores: int, cluster: str) -> Machine:
     return Machine(
         cores=cores,
@@ -68,7 +72,7 @@ def machine(cores: int, cluster: str) -> Machine:
         implementation=platform.python_implementation(),
         gil=gil_enabled(),
         platform=platform.platform(terse=True),
-        load_average=[round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        load_average=load_average(),
         cluster=cluster,
     )
 
@@ -258,6 +262,7 @@ def run_compare(
         base, plan, starter, console, own_ports=cluster_kind != "compose", only=only
     )
     results = comparison.run(folder, machine(cores, cluster_kind))
+    results.machine.load_average_after = load_average()
     results.targets = targets(results)
     results.claims = claims(results)
     missing = render(results, folder)

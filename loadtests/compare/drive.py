@@ -247,6 +247,8 @@ class ScenarioRun:
             opened=opened,
             closed=closed,
             cpu=cpu,
+            wall_s=wall_s,
+            cpu_jobs=jobs if kind == "cpu" else 0,
             n=n,
             io_ms=io_ms,
         )
@@ -299,7 +301,7 @@ class ScenarioRun:
         self.progress(f"measuring: stream of {self.plan.measure_s:.0f}s")
         tasks, jobs = await self.stream(self.plan.measure_s)
         outcomes = await self.collect(tasks, jobs)
-        _, cpu, closed = await self.close_window(opened)
+        wall_s, cpu, closed = await self.close_window(opened)
 
         first = min(float(o.status["created_at"]) for o in outcomes)
         last = max(float(o.status["finished_at"] or 0) for o in outcomes)
@@ -315,6 +317,8 @@ class ScenarioRun:
             opened=opened,
             closed=closed,
             cpu=cpu,
+            wall_s=wall_s,
+            cpu_jobs=len(cpu_latencies),
             n=self.plan.n,
             io_ms=self.plan.mixed_io_ms,
         )
@@ -338,10 +342,14 @@ class ScenarioRun:
         opened: Window,
         closed: Window,
         cpu: dict[str, float],
+        wall_s: float,
+        cpu_jobs: int,
         n: int,
         io_ms: int,
     ) -> ScenarioResult:
         lag, lag_per_worker = lag_summaries(opened.beats, closed.beats)
+        spent_ms = sum(cpu.values()) / 100 * wall_s * 1000
+        steps_ms = cpu_jobs * self.calibration.cpu_job_ms
         scenario = self.scenario
         return ScenarioResult(
             name=scenario.name,
@@ -365,6 +373,9 @@ class ScenarioRun:
             loop_lag_ms=lag,
             loop_lag_per_worker=lag_per_worker,
             cpu_percent=cpu,
+            pipeline_cpu_ms_per_job=(
+                round(max(0.0, spent_ms - steps_ms) / jobs, 3) if cpu and jobs else None
+            ),
             latency_cdf_ms=cdf_points(latencies),
         )
 

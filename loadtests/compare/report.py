@@ -40,7 +40,7 @@ def point_latest(folder: Path) -> None:
 def scenario_row(result: ScenarioResult) -> list[str]:
     """One row of the table, in the same columns on the terminal and in report.md."""
     if result.error is not None:
-        return [result.name, result.label, "failed: " + result.error[:60], *[""] * 8]
+        return [result.name, result.label, "failed: " + result.error[:60], *[""] * 9]
     io_p99 = result.io_latency_ms.p99 if result.io_latency_ms else None
     workers_cpu = sum(v for k, v in result.cpu_percent.items() if k.startswith("worker"))
     return [
@@ -55,6 +55,7 @@ def scenario_row(result: ScenarioResult) -> list[str]:
         _num(io_p99),
         f"{_num(result.loop_lag_ms.p99)} / {_num(result.loop_lag_ms.max)}",
         _num(workers_cpu) if result.cpu_percent else "n/a",
+        _num(result.pipeline_cpu_ms_per_job),
     ]
 
 
@@ -90,6 +91,7 @@ COLUMNS = [
     "I/O p99 ms",
     "loop lag p99 / max ms",
     "workers CPU %",
+    "pipeline CPU ms/job",
 ]
 
 
@@ -101,12 +103,13 @@ def markdown(results: CompareResults, *, charts: list[str]) -> str:
         "",
         f"Machine: {machine.cores} cores ({machine.cpu_model}), {machine.implementation} "
         f"{machine.python} (GIL {'on' if machine.gil else 'off'}), {machine.platform}; "
-        f"clusters started as {machine.cluster}. Load average before the run: "
-        f"{machine.load_average}. Run {'--quick' if results.quick else 'full'}, "
+        f"clusters started as {machine.cluster}. Load average before the run "
+        f"{machine.load_average}, after {machine.load_average_after}. Run {'--quick' if results.quick else 'full'}, "
         f"{results.duration_s:.0f} s.",
         "",
         f"Calibration: one `cpu` job (n = {calibration.n:,}) takes {calibration.cpu_job_ms} ms "
-        f"on one core (median {calibration.cpu_job_median_ms} ms), so one core does "
+        f"of CPU (median {calibration.cpu_job_median_ms} ms; median wall-clock time "
+        f"{calibration.cpu_job_wall_ms} ms, higher when the machine is busy), so one core does "
         f"{1000 / calibration.cpu_job_ms:.1f} jobs/s. The pipeline's ceiling (`overhead`, "
         f"io_ms = 0) is {_num(calibration.overhead_jobs_s)} jobs/s.",
         "",
@@ -187,6 +190,10 @@ HOW_TO_READ = [
     "  the I/O jobs' latency shows how long their loop kept them waiting, not a queue.",
     "- **loop lag** is how late a 50 ms sleep on the worker's loop wakes up: near zero on a",
     "  free loop, the length of the longest blocking step on a busy one.",
+    "- **pipeline CPU ms/job** is the CPU every process (gateway, workers and their pools,",
+    "  aggregator, and a local RabbitMQ and Redis) spent per job beyond the calibrated CPU",
+    "  step. It runs on the same cores as the pool, so a pool that fills every core cannot",
+    "  exceed an efficiency of cpu_job_ms / (cpu_job_ms + pipeline CPU ms/job).",
     "- Other programs on the machine lower every figure; the report records the load average",
     "  before the run so a noisy run can be recognised.",
 ]

@@ -43,6 +43,11 @@ class ScenarioResult(BaseModel):
         description="CPU time per process over the window, in % of one core (pool children "
         "summed under '<worker> pool'); empty where the processes are not visible."
     )
+    pipeline_cpu_ms_per_job: float | None = Field(
+        default=None,
+        description="CPU every process (services, pool, local RabbitMQ and Redis) spent per "
+        "job beyond the calibrated CPU step: the pipeline's own cost, which shares the cores.",
+    )
     latency_cdf_ms: list[float] = Field(
         description="Latency at every percentile 0..100, for the distribution chart."
     )
@@ -90,6 +95,9 @@ class Machine(BaseModel):
     gil: bool
     platform: str
     load_average: list[float] | None
+    """1, 5 and 15 minute load averages before the run; above ~0.5 per core means the
+    figures share the cores with other programs."""
+    load_average_after: list[float] | None = None
     cluster: str
     """How the clusters were started: 'local processes' or 'compose'."""
 

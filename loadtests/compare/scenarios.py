@@ -32,8 +32,9 @@ class Plan:
 
     quick: bool
     cores: int
-    n: int = 50_000
-    """cpu jobs count primes below n: about 15 ms of pure Python on a current core."""
+    n: int = 100_000
+    """cpu jobs count primes below n: about 40 ms of pure Python on a current core, so the
+    pipeline's own CPU per job (a few ms across worker, aggregator, broker) stays small."""
     io_ms: int = 1000
     io_runners: int = 500
     """Runner tasks of a worker in the io scenarios: the I/O jobs one loop keeps in flight."""

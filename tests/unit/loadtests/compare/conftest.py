@@ -95,7 +95,12 @@ def good_run(**changes: Any) -> CompareResults:
             cluster="local processes",
         ),
         calibration=Calibration(
-            n=50_000, cpu_job_ms=CPU_JOB_MS, cpu_job_median_ms=10.5, cores=2, overhead_jobs_s=2000
+            n=50_000,
+            cpu_job_ms=CPU_JOB_MS,
+            cpu_job_median_ms=10.5,
+            cpu_job_wall_ms=11.0,
+            cores=2,
+            overhead_jobs_s=2000,
         ),
         settings={"io_ms": 1000, "mixed_io_ms": 50},
         scenarios=[
