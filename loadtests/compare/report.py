@@ -104,7 +104,8 @@ def markdown(results: CompareResults, *, charts: list[str]) -> str:
         f"Machine: {machine.cores} cores ({machine.cpu_model}), {machine.implementation} "
         f"{machine.python} (GIL {'on' if machine.gil else 'off'}), {machine.platform}; "
         f"clusters started as {machine.cluster}. Load average before the run "
-        f"{machine.load_average}, after {machine.load_average_after}. Run {'--quick' if results.quick else 'full'}, "
+        f"{machine.load_average}, after {machine.load_average_after}. "
+        f"Run {'--quick' if results.quick else 'full'}, "
         f"{results.duration_s:.0f} s.",
         "",
         f"Calibration: one `cpu` job (n = {calibration.n:,}) takes {calibration.cpu_job_ms} ms "
