@@ -229,6 +229,8 @@ class ScenarioRun:
         if self.ideal is None:
             rate_guess = float(warm["throughput_jobs_s"] or 100.0)
         jobs = max(50, round(rate_guess * self.plan.measure_s))
+        if self.scenario.workload == Workload.IO:
+            jobs = self.plan.io_jobs(self.scenario.workers)
 
         opened = await self.open_window()
         self.progress(f"measuring: {jobs} jobs")

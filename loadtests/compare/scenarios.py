@@ -35,9 +35,11 @@ class Plan:
     n: int = 100_000
     """cpu jobs count primes below n: about 40 ms of pure Python on a current core, so the
     pipeline's own CPU per job (a few ms across worker, aggregator, broker) stays small."""
-    io_ms: int = 1000
+    io_ms: int = 2000
     io_runners: int = 500
-    """Runner tasks of a worker in the io scenarios: the I/O jobs one loop keeps in flight."""
+    """Runner tasks of a worker in the io scenarios: the I/O jobs one loop keeps in flight.
+    With io_ms they set the offered rate (250 jobs/s), low enough that the loop's own work
+    per job (about 0.6 ms) keeps it mostly idle, as an I/O-bound service is."""
     mixed_io_ms: int = 50
     measure_s: float = 10.0
     """Target length of each measured batch; job counts follow from the calibration."""
@@ -54,10 +56,18 @@ class Plan:
     def runners_for(self, scenario: Scenario) -> int:
         return self.io_runners if scenario.workload == Workload.IO else self.runners
 
+    def io_jobs(self, workers: int) -> int:
+        """Whole rounds of the in-flight jobs: a last, partial round would sleep io_ms for
+        a few jobs and read as lost throughput."""
+        rounds = max(2, round(self.measure_s * 1000 / self.io_ms))
+        return rounds * self.io_runners * workers
+
     @classmethod
     def for_run(cls, *, quick: bool, cores: int) -> Plan:
         if quick:
-            return cls(quick=True, cores=cores, measure_s=3.0, warm_up_s=0.3)
+            return cls(
+                quick=True, cores=cores, measure_s=3.0, warm_up_s=0.3, io_ms=1000, io_runners=250
+            )
         return cls(quick=False, cores=cores)
 
 
