@@ -8,9 +8,11 @@ by the pipeline's own ceiling, measured by the ``overhead`` scenario.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 from pydantic import BaseModel
 
@@ -27,6 +29,9 @@ class Calibration(BaseModel):
     cpu_job_wall_ms: float
     """Median wall-clock time of the same runs; far above cpu_job_ms on a busy machine."""
     cores: int
+    bare_parallel_speedup: float | None = None
+    """Jobs/s of bare processes (no cluster) on every core ÷ jobs/s of one: the machine's own
+    scaling. Below the core count when cores share caches, power or a hypervisor's host."""
     overhead_jobs_s: float | None = None
     """The pipeline's ceiling, filled in once the overhead scenario has run."""
 
@@ -53,6 +58,37 @@ def calibrate(n: int, *, runs: int = 9) -> Calibration:
         cpu_job_wall_ms=round(statistics.median(wall_ms), 3),
         cores=usable_cores(),
     )
+
+
+def count_primes_repeatedly(n: int, times: int) -> int:
+    """Top-level, so a spawned process can run it."""
+    return sum(count_primes(n) > 0 for _ in range(times))
+
+
+def bare_parallel_speedup(n: int, cores: int, *, rounds: int) -> float:
+    """How much faster ``cores`` bare processes count primes than one, wall clock to wall
+    clock: no broker, no event loop, only the machine. Alone and together alternate for a
+    few short rounds and the fastest of each counts, so a burst of other work on the
+    machine does not decide the figure."""
+    per_run = max(2, round(400 / max(calibrate_once(n), 1.0)))
+    context = multiprocessing.get_context("spawn")
+    alone_s, together_s = [], []
+    with ProcessPoolExecutor(cores, mp_context=context) as pool:
+        list(pool.map(count_primes_repeatedly, [n] * cores, [1] * cores))
+        for _ in range(rounds):
+            started = time.perf_counter()
+            count_primes_repeatedly(n, per_run)
+            alone_s.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            list(pool.map(count_primes_repeatedly, [n] * cores, [per_run] * cores))
+            together_s.append(time.perf_counter() - started)
+    return round(cores * min(alone_s) / min(together_s), 3)
+
+
+def calibrate_once(n: int) -> float:
+    started = time.perf_counter()
+    count_primes(n)
+    return (time.perf_counter() - started) * 1000
 
 
 def mixed_rates(plan: Plan, calibration: Calibration) -> tuple[float, float]:

@@ -25,7 +25,12 @@ from rich.table import Table
 from deploy.compose import ComposeError
 from deploy.local import ClusterError
 from deploy.servers import ServerUnavailable
-from loadtests.compare.calibrate import Calibration, calibrate, usable_cores
+from loadtests.compare.calibrate import (
+    Calibration,
+    bare_parallel_speedup,
+    calibrate,
+    usable_cores,
+)
 from loadtests.compare.clusters import ClusterStarter, choose_starter
 from loadtests.compare.drive import ScenarioFailed, drive
 from loadtests.compare.race import run_race
@@ -190,6 +195,9 @@ class Comparison:
         started = time.monotonic()
         started_at = datetime.now().astimezone().isoformat(timespec="seconds")
         calibration = calibrate(self.plan.n)
+        calibration.bare_parallel_speedup = bare_parallel_speedup(
+            self.plan.n, self.plan.cores, rounds=2 if self.plan.quick else 4
+        )
         scenarios = [s for s in matrix(self.plan) if self.only is None or self.only in s.name]
         overall = self.progress.add_task("calibrated", total=len(scenarios) + 1)
         with (

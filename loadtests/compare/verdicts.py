@@ -203,7 +203,7 @@ def claim_stall(results: CompareResults, f: Figures) -> Claim:
     )
 
 
-def claim_pool(f: Figures) -> Claim:
+def claim_pool(results: CompareResults, f: Figures) -> Claim:
     return Claim(
         number=3,
         text="A process pool gives real parallelism up to the cores, and the loop stays "
@@ -218,7 +218,8 @@ def claim_pool(f: Figures) -> Claim:
         evidence=(
             f"cpu: a pool of {f.cpu_pool.pool_size if f.cpu_pool else '?'} does "
             f"{num(f.pool_speedup)}x one loop (target >= {f.pool_bound:.1f}x) at efficiency "
-            f"{num(efficiency(f.cpu_pool))} (target >= {POOL_EFFICIENCY}); mixed: its loop "
+            f"{num(efficiency(f.cpu_pool))} (target >= {POOL_EFFICIENCY}); bare processes on "
+            f"this machine: {num(results.calibration.bare_parallel_speedup)}x; mixed: its loop "
             f"lag p99 is {num(f.lag_ratio)}x the blocking loop's (target <= {LAG_RATIO})"
         ),
     )
@@ -278,7 +279,7 @@ def claims(results: CompareResults) -> list[Claim]:
     return [
         claim_concurrency(results, f),
         claim_stall(results, f),
-        claim_pool(f),
+        claim_pool(results, f),
         claim_replicas(f),
         claim_race(results),
     ]
