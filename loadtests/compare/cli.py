@@ -44,6 +44,7 @@ from shared.settings import Settings
 
 HEARTBEAT_S = 0.25
 """Heartbeats bracket each measured window; frequent ones keep idle time out of it."""
+BUSY_LOAD_PER_CORE = 0.5
 LOG_LEVEL = "warning"
 """A log line per job is not what is compared; it would only add the same cost everywhere."""
 
@@ -264,8 +265,14 @@ def run_compare(
         folder = folder.with_name(folder.name + "a")
     console.print(
         f"comparing on {cores} cores, clusters as {cluster_kind}; "
-        f"{'quick run (about 2 min)' if quick else 'full run (about 5 min)'}"
+        f"{'quick run (about 1-2 min)' if quick else 'full run (about 3-5 min)'}"
     )
+    busy = load_average()
+    if busy is not None and busy[0] > BUSY_LOAD_PER_CORE * cores:
+        console.print(
+            f"[yellow]the machine is busy (load average {busy[0]:.1f} on {cores} cores): "
+            "other programs share the cores, so figures will come out low[/]"
+        )
     comparison = Comparison(
         base, plan, starter, console, own_ports=cluster_kind != "compose", only=only
     )
