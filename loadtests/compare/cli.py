@@ -45,6 +45,7 @@ from shared.settings import Settings
 HEARTBEAT_S = 0.25
 """Heartbeats bracket each measured window; frequent ones keep idle time out of it."""
 BUSY_LOAD_PER_CORE = 0.5
+STARVED_SHARE = 0.8
 LOG_LEVEL = "warning"
 """A log line per job is not what is compared; it would only add the same cost everywhere."""
 
@@ -81,6 +82,16 @@ def machine(cores: int, cluster: str) -> Machine:
         load_average=load_average(),
         cluster=cluster,
     )
+
+
+def starved(result: ScenarioResult) -> bool:
+    """A CPU scenario whose workers got under 80% of the cores they could use: other
+    programs took them, so the run says little about the topology."""
+    if result.error is not None or result.workload != Workload.CPU:
+        return False
+    if result.workers_cores is None:
+        return False
+    return result.workers_cores < STARVED_SHARE * result.cores_usable
 
 
 def failed_result(scenario: Scenario, error: str) -> ScenarioResult:

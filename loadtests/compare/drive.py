@@ -375,6 +375,11 @@ class ScenarioRun:
             loop_lag_ms=lag,
             loop_lag_per_worker=lag_per_worker,
             cpu_percent=cpu,
+            workers_cores=(
+                round(sum(v for k, v in cpu.items() if k.startswith("worker")) / 100, 2)
+                if cpu
+                else None
+            ),
             pipeline_cpu_ms_per_job=(
                 round(max(0.0, spent_ms - steps_ms) / jobs, 3) if cpu and jobs else None
             ),

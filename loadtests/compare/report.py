@@ -42,7 +42,6 @@ def scenario_row(result: ScenarioResult) -> list[str]:
     if result.error is not None:
         return [result.name, result.label, "failed: " + result.error[:60], *[""] * 9]
     io_p99 = result.io_latency_ms.p99 if result.io_latency_ms else None
-    workers_cpu = sum(v for k, v in result.cpu_percent.items() if k.startswith("worker"))
     return [
         result.name,
         result.label,
@@ -54,12 +53,12 @@ def scenario_row(result: ScenarioResult) -> list[str]:
         _num(result.latency_ms.p99),
         _num(io_p99),
         f"{_num(result.loop_lag_ms.p99)} / {_num(result.loop_lag_ms.max)}",
-        _num(workers_cpu) if result.cpu_percent else "n/a",
+        f"{_num(result.workers_cores)} of {result.cores_usable}",
         _num(result.pipeline_cpu_ms_per_job),
     ]
 
 
-TERMINAL_COLUMNS = ["scenario", "jobs/s", "ideal", "eff.", "p99 ms", "I/O p99", "lag p99", "CPU %"]
+TERMINAL_COLUMNS = ["scenario", "jobs/s", "ideal", "eff.", "p99 ms", "I/O p99", "lag p99", "cores"]
 
 
 def terminal_row(result: ScenarioResult) -> list[str]:
@@ -90,7 +89,7 @@ COLUMNS = [
     "latency p99 ms",
     "I/O p99 ms",
     "loop lag p99 / max ms",
-    "workers CPU %",
+    "workers' cores",
     "pipeline CPU ms/job",
 ]
 
@@ -193,6 +192,10 @@ HOW_TO_READ = [
     "  the I/O jobs' latency shows how long their loop kept them waiting, not a queue.",
     "- **loop lag** is how late a 50 ms sleep on the worker's loop wakes up: near zero on a",
     "  free loop, the length of the longest blocking step on a busy one.",
+    "- **workers' cores** is the CPU the workers and their pools got over the window, in",
+    "  cores, next to the cores the topology can use. Well below it on a CPU scenario means",
+    "  other programs took the cores (such a scenario is run once more, `attempts` in",
+    "  results.json), and its throughput says more about the machine than the topology.",
     "- **pipeline CPU ms/job** is the CPU every process (gateway, workers and their pools,",
     "  aggregator, and a local RabbitMQ and Redis) spent per job beyond the calibrated CPU",
     "  step. It runs on the same cores as the pool, so a pool that fills every core cannot",

@@ -43,6 +43,14 @@ class ScenarioResult(BaseModel):
         description="CPU time per process over the window, in % of one core (pool children "
         "summed under '<worker> pool'); empty where the processes are not visible."
     )
+    workers_cores: float | None = Field(
+        default=None,
+        description="Cores' worth of CPU the workers and their pools got over the window "
+        "(1.0 = one core busy all the time); below cores_usable when other programs took "
+        "the cores or the topology left them idle.",
+    )
+    attempts: int = 1
+    """A CPU scenario whose workers got under 80% of their cores is run once more."""
     pipeline_cpu_ms_per_job: float | None = Field(
         default=None,
         description="CPU every process (services, pool, local RabbitMQ and Redis) spent per "

@@ -1,0 +1,25 @@
+import pytest
+
+from loadtests.compare.cli import failed_result, starved
+from loadtests.compare.scenarios import Scenario, Workload
+from shared.settings import WorkerMode
+
+from .conftest import scenario
+
+
+@pytest.mark.parametrize(
+    ("workload", "cores", "expected"),
+    [("cpu", 1.9, False), ("cpu", 1.2, True), ("mixed", 0.3, False), ("cpu", None, False)],
+)
+def test_a_cpu_scenario_is_starved_when_its_workers_got_too_few_cores(
+    workload: str, cores: float | None, expected: bool
+) -> None:
+    result = scenario(workload, "processes", pool_size=2, jobs_s=100.0, ideal=200.0)
+    result = result.model_copy(update={"workers_cores": cores})
+    assert starved(result) is expected
+
+
+def test_a_failed_scenario_is_never_retried_as_starved() -> None:
+    failed = failed_result(Scenario(Workload.CPU, WorkerMode.BLOCKING, 1, 0, ""), "boom")
+    assert failed.error == "boom"
+    assert not starved(failed)
