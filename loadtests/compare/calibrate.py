@@ -26,9 +26,12 @@ class Calibration(BaseModel):
     """CPU time of one job (the fastest of several runs): what it costs one core, whatever
     else the machine runs, because time spent waiting for the core is not counted."""
     cpu_job_median_ms: float
+    """Median of the first runs, before any scenario."""
     cpu_job_wall_ms: float
     """Median wall-clock time of the same runs; far above cpu_job_ms on a busy machine."""
     cores: int
+    samples: int
+    """Runs the fastest time was taken from: the first few, then a few between scenarios."""
     bare_parallel_speedup: float | None = None
     """Jobs/s of bare processes (no cluster) on every core ÷ jobs/s of one: the machine's own
     scaling. Below the core count when cores share caches, power or a hypervisor's host."""
@@ -57,6 +60,19 @@ def calibrate(n: int, *, runs: int = 9) -> Calibration:
         cpu_job_median_ms=round(statistics.median(cpu_ms), 3),
         cpu_job_wall_ms=round(statistics.median(wall_ms), 3),
         cores=usable_cores(),
+        samples=runs,
+    )
+
+
+def refine(calibration: Calibration, *, runs: int = 3) -> Calibration:
+    """The calibration with a few more samples: run between scenarios, the fastest over
+    the whole run becomes the single-core time."""
+    fresh = calibrate(calibration.n, runs=runs)
+    return calibration.model_copy(
+        update={
+            "cpu_job_ms": min(calibration.cpu_job_ms, fresh.cpu_job_ms),
+            "samples": calibration.samples + runs,
+        }
     )
 
 

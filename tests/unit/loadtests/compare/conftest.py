@@ -99,6 +99,7 @@ def good_run(**changes: Any) -> CompareResults:
             cpu_job_ms=CPU_JOB_MS,
             cpu_job_median_ms=10.5,
             cpu_job_wall_ms=11.0,
+            samples=9,
             cores=2,
             overhead_jobs_s=2000,
         ),
