@@ -23,15 +23,14 @@ from shared.primes import count_primes
 class Calibration(BaseModel):
     n: int
     cpu_job_ms: float
-    """CPU time of one job (the fastest of several runs): what it costs one core, whatever
-    else the machine runs, because time spent waiting for the core is not counted."""
-    cpu_job_median_ms: float
-    """Median of the first runs, before any scenario."""
+    """CPU time of one job on one core: the median of every sample. Thread CPU time leaves
+    out the time the core spent on other programs; the samples are spread over the whole
+    run (a few before it, a few between scenarios), as the scenarios are."""
+    cpu_job_fastest_ms: float
     cpu_job_wall_ms: float
-    """Median wall-clock time of the same runs; far above cpu_job_ms on a busy machine."""
+    """Median wall-clock time of the first samples; far above cpu_job_ms on a busy machine."""
     cores: int
-    samples: int
-    """Runs the fastest time was taken from: the first few, then a few between scenarios."""
+    samples_ms: list[float]
     bare_parallel_speedup: float | None = None
     """Jobs/s of bare processes (no cluster) on every core ÷ jobs/s of one: the machine's own
     scaling. Below the core count when cores share caches, power or a hypervisor's host."""
@@ -46,32 +45,38 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-def calibrate(n: int, *, runs: int = 9) -> Calibration:
-    count_primes(n)
+def time_jobs(n: int, runs: int) -> tuple[list[float], list[float]]:
+    """CPU and wall-clock milliseconds of ``runs`` jobs, in this thread."""
     cpu_ms, wall_ms = [], []
     for _ in range(runs):
         cpu_started, wall_started = time.thread_time(), time.perf_counter()
         count_primes(n)
-        cpu_ms.append((time.thread_time() - cpu_started) * 1000)
+        cpu_ms.append(round((time.thread_time() - cpu_started) * 1000, 3))
         wall_ms.append((time.perf_counter() - wall_started) * 1000)
+    return cpu_ms, wall_ms
+
+
+def calibrate(n: int, *, runs: int = 9) -> Calibration:
+    count_primes(n)
+    cpu_ms, wall_ms = time_jobs(n, runs)
     return Calibration(
         n=n,
-        cpu_job_ms=round(min(cpu_ms), 3),
-        cpu_job_median_ms=round(statistics.median(cpu_ms), 3),
+        cpu_job_ms=round(statistics.median(cpu_ms), 3),
+        cpu_job_fastest_ms=min(cpu_ms),
         cpu_job_wall_ms=round(statistics.median(wall_ms), 3),
         cores=usable_cores(),
-        samples=runs,
+        samples_ms=cpu_ms,
     )
 
 
 def refine(calibration: Calibration, *, runs: int = 3) -> Calibration:
-    """The calibration with a few more samples: run between scenarios, the fastest over
-    the whole run becomes the single-core time."""
-    fresh = calibrate(calibration.n, runs=runs)
+    """The calibration with a few more samples, taken between scenarios."""
+    samples = calibration.samples_ms + time_jobs(calibration.n, runs)[0]
     return calibration.model_copy(
         update={
-            "cpu_job_ms": min(calibration.cpu_job_ms, fresh.cpu_job_ms),
-            "samples": calibration.samples + runs,
+            "cpu_job_ms": round(statistics.median(samples), 3),
+            "cpu_job_fastest_ms": min(samples),
+            "samples_ms": samples,
         }
     )
 

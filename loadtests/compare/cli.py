@@ -99,9 +99,8 @@ def starved(result: ScenarioResult) -> bool:
 def with_ideal(
     result: ScenarioResult, scenario: Scenario, plan: Plan, calibration: Calibration
 ) -> ScenarioResult:
-    """A CPU scenario's ideal and efficiency against the final calibration: the fastest
-    single-core time seen over the whole run, so one noisy moment at the start does not
-    set the yardstick."""
+    """A CPU scenario's ideal and efficiency against the final calibration, whose samples
+    span the whole run, so one noisy moment at the start does not set the yardstick."""
     if result.error is not None or scenario.workload != Workload.CPU:
         return result
     ideal = ideal_jobs_s(scenario, plan, calibration)

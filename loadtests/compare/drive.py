@@ -255,12 +255,12 @@ class ScenarioRun:
             io_ms=io_ms,
         )
 
-    async def stream(self, seconds: float) -> tuple[list[asyncio.Task[str]], int]:
+    async def stream(self, seconds: float) -> tuple[list[asyncio.Task[tuple[str, str]]], int]:
         """Submit the mixed stream for ``seconds``: per tick, a small CPU batch and a small
         I/O batch, on an absolute schedule so slow answers do not slow the offered rate."""
         cpu_rate, io_rate = mixed_rates(self.plan, self.calibration)
         tick = self.plan.tick_s
-        submitted: list[asyncio.Task[str]] = []
+        submitted: list[asyncio.Task[tuple[str, str]]] = []
         owed_cpu = owed_io = 0.0
         jobs = 0
         started = time.monotonic()
@@ -270,29 +270,25 @@ class ScenarioRun:
             cpu_now, io_now = int(owed_cpu), int(owed_io)
             owed_cpu -= cpu_now
             owed_io -= io_now
-            if cpu_now:
-                submitted.append(
-                    asyncio.create_task(self.submit_tagged("cpu", cpu_now)),
-                )
-            if io_now:
-                submitted.append(asyncio.create_task(self.submit_tagged("io", io_now)))
+            for kind, count in (("cpu", cpu_now), ("io", io_now)):
+                if count:
+                    submitted.append(asyncio.create_task(self.submit_kind(kind, count)))
             jobs += cpu_now + io_now
             await asyncio.sleep(max(0.0, started + (index + 1) * tick - time.monotonic()))
         return submitted, jobs
 
-    async def submit_tagged(self, kind: str, count: int) -> str:
+    async def submit_kind(self, kind: str, count: int) -> tuple[str, str]:
         io_ms = self.plan.mixed_io_ms if kind == "io" else 0
-        batch_id = await self.gateway.submit(kind, count, n=self.plan.n, io_ms=io_ms)
-        return f"{kind}:{batch_id}"
+        return kind, await self.gateway.submit(kind, count, n=self.plan.n, io_ms=io_ms)
 
-    async def collect(self, tasks: Iterable[asyncio.Task[str]], jobs: int) -> list[BatchOutcome]:
-        tagged = await asyncio.gather(*tasks)
+    async def collect(
+        self, tasks: Iterable[asyncio.Task[tuple[str, str]]], jobs: int
+    ) -> list[BatchOutcome]:
+        submitted = await asyncio.gather(*tasks)
         timeout_s = self.timeout_s(jobs, self.ideal or 100.0)
-        outcomes = []
-        for tag in tagged:
-            kind, batch_id = tag.split(":", 1)
-            outcomes.append(await self.gateway.outcome(batch_id, kind, timeout_s))
-        return outcomes
+        return [
+            await self.gateway.outcome(batch_id, kind, timeout_s) for kind, batch_id in submitted
+        ]
 
     async def run_mixed(self) -> ScenarioResult:
         self.progress("warm-up stream")

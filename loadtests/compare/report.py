@@ -108,10 +108,9 @@ def markdown(results: CompareResults, *, charts: list[str]) -> str:
         f"{results.duration_s:.0f} s.",
         "",
         f"Calibration: one `cpu` job (n = {calibration.n:,}) takes {calibration.cpu_job_ms} ms "
-        f"of CPU, the fastest of {calibration.samples} runs spread over the whole run (the "
-        f"first runs' median: {calibration.cpu_job_median_ms} ms of CPU, "
-        f"{calibration.cpu_job_wall_ms} ms wall-clock, higher when the machine is busy), so "
-        f"one core does "
+        f"of CPU on one core (median of {len(calibration.samples_ms)} runs spread over the "
+        f"whole run; fastest {calibration.cpu_job_fastest_ms} ms; wall-clock "
+        f"{calibration.cpu_job_wall_ms} ms, higher when the machine is busy), so one core does "
         f"{1000 / calibration.cpu_job_ms:.1f} jobs/s. Bare processes (no cluster) on all "
         f"{calibration.cores} cores count primes {_num(calibration.bare_parallel_speedup)}x as "
         f"fast as one: the machine's own limit for every all-core scenario. The pipeline's "

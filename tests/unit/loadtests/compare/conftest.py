@@ -97,9 +97,9 @@ def good_run(**changes: Any) -> CompareResults:
         calibration=Calibration(
             n=50_000,
             cpu_job_ms=CPU_JOB_MS,
-            cpu_job_median_ms=10.5,
+            cpu_job_fastest_ms=9.5,
             cpu_job_wall_ms=11.0,
-            samples=9,
+            samples_ms=[9.5, 10.0, 10.5],
             cores=2,
             overhead_jobs_s=2000,
         ),

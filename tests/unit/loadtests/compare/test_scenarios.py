@@ -50,7 +50,12 @@ def test_cores_usable(
 def test_ideals_follow_the_calibration_and_the_ceiling() -> None:
     plan = Plan.for_run(quick=False, cores=2)
     calibration = Calibration(
-        n=plan.n, cpu_job_ms=10.0, cpu_job_median_ms=11.0, cpu_job_wall_ms=12.0, samples=9, cores=2
+        n=plan.n,
+        cpu_job_ms=10.0,
+        cpu_job_fastest_ms=9.5,
+        cpu_job_wall_ms=12.0,
+        samples_ms=[10.0],
+        cores=2,
     )
     pool = Scenario(Workload.CPU, WorkerMode.PROCESSES, 1, 2, "")
     assert ideal_jobs_s(pool, plan, calibration) == pytest.approx(200.0)
@@ -70,5 +75,5 @@ def test_ideals_follow_the_calibration_and_the_ceiling() -> None:
 
 def test_calibration_times_one_job() -> None:
     calibration = calibrate(5_000, runs=3)
-    assert 0 < calibration.cpu_job_ms <= calibration.cpu_job_median_ms
+    assert 0 < calibration.cpu_job_fastest_ms <= calibration.cpu_job_ms
     assert calibration.cores >= 1
