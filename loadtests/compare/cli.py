@@ -233,7 +233,9 @@ class Comparison:
         scenarios = [s for s in matrix(self.plan) if self.only is None or self.only in s.name]
         overall = self.progress.add_task("calibrated", total=len(scenarios) + 1)
         with (
-            Live(Group(self.progress, self.table), console=self.console, refresh_per_second=4),
+            Live(
+                Group(self.progress, self.table), console=self.console, refresh_per_second=4
+            ) as live,
             tempfile.TemporaryDirectory(prefix="coord-compare-") as work,
         ):
             for index, scenario in enumerate(scenarios):
@@ -259,6 +261,10 @@ class Comparison:
                 with_ideal(result, scenario, self.plan, calibration)
                 for result, scenario in zip(self.results, scenarios, strict=True)
             ]
+            self.table = new_table()
+            for result in self.results:
+                self.table.add_row(*terminal_row(result))
+            live.update(Group(self.progress, self.table))
             self.progress.update(overall, description="race demonstration")
             race = run_race(
                 self.base.redis_url.get_secret_value(),

@@ -199,8 +199,9 @@ HOW_TO_READ = [
     "  results.json), and its throughput says more about the machine than the topology.",
     "- **pipeline CPU ms/job** is the CPU every process (gateway, workers and their pools,",
     "  aggregator, and a local RabbitMQ and Redis) spent per job beyond the calibrated CPU",
-    "  step. It runs on the same cores as the pool, so a pool that fills every core cannot",
-    "  exceed an efficiency of cpu_job_ms / (cpu_job_ms + pipeline CPU ms/job).",
+    "  step: the pipeline's own work plus whatever the step costs more inside the cluster",
+    "  than alone. It runs on the same cores as the pool, so a pool that fills every core",
+    "  cannot exceed an efficiency of cpu_job_ms / (cpu_job_ms + pipeline CPU ms/job).",
     "- Other programs on the machine lower every figure; the report records the load average",
     "  before the run so a noisy run can be recognised.",
 ]

@@ -54,7 +54,8 @@ class ScenarioResult(BaseModel):
     pipeline_cpu_ms_per_job: float | None = Field(
         default=None,
         description="CPU every process (services, pool, local RabbitMQ and Redis) spent per "
-        "job beyond the calibrated CPU step: the pipeline's own cost, which shares the cores.",
+        "job beyond the calibrated CPU step: the pipeline's own work, plus what the step costs "
+        "more inside the cluster than alone. It shares the cores with the steps.",
     )
     latency_cdf_ms: list[float] = Field(
         description="Latency at every percentile 0..100, for the distribution chart."
