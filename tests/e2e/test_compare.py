@@ -20,6 +20,17 @@ from shared.settings import Settings
 CLUSTER = str(Path(sys.executable).with_name("cluster"))
 
 
+def assert_scales(parallel: dict, one_loop: dict, margin: float) -> None:
+    """The parallel topology ran on more than one core at once and beat one loop by
+    ``margin``. When other programs took part of the cores (the report's "workers' cores"),
+    the margin shrinks in proportion: the claim is about the topology, not the machine's
+    other tenants."""
+    assert parallel["workers_cores"] > 1.2, parallel
+    share = parallel["workers_cores"] / (parallel["cores_usable"] * one_loop["workers_cores"])
+    ratio = parallel["throughput_jobs_s"] / one_loop["throughput_jobs_s"]
+    assert ratio >= margin * min(1.0, share), (parallel, one_loop)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_quick_comparison_writes_the_report_and_the_claims_hold(
@@ -51,12 +62,13 @@ def test_quick_comparison_writes_the_report_and_the_claims_hold(
     assert all(s["error"] is None and s["failed"] == 0 for s in scenarios.values())
     cores = results["machine"]["cores"]
 
-    one_loop = scenarios["cpu/blocking-1w"]["throughput_jobs_s"]
-    pool = scenarios[f"cpu/processes-1wx{cores}"]
+    one_loop = scenarios["cpu/blocking-1w"]
     if cores >= 2:
-        assert pool["throughput_jobs_s"] >= 1.3 * one_loop, (pool, one_loop)
-        replicas = scenarios[f"cpu/blocking-{cores}w"]["throughput_jobs_s"]
-        assert replicas >= 1.2 * one_loop, (replicas, one_loop)
+        for parallel, margin in (
+            (f"cpu/processes-1wx{cores}", 1.3),
+            (f"cpu/blocking-{cores}w", 1.2),
+        ):
+            assert_scales(scenarios[parallel], one_loop, margin)
 
     blocked = scenarios["mixed/blocking-1w"]
     pooled = scenarios[f"mixed/processes-1wx{cores}"]
