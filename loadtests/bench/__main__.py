@@ -113,6 +113,14 @@ def show(results: dict[str, Any], out: Path) -> None:
         target = "≤ 150 MB" if name.startswith("worker") and "pool" not in name else ""
         table.add_row(f"RSS {name}: rest → peak", f"{mb:.0f} → {peak:.0f} MB", target)
     console.print(table)
+    series = Table(title="RSS over time with the backlog (MB)")
+    names = list(results["rss_mb"]["at_rest"])
+    series.add_column("s", justify="right")
+    for name in names:
+        series.add_column(name, justify="right")
+    for sample in results["rss_series"]:
+        series.add_row(f"{sample['at_s']:.1f}", *(f"{sample.get(n, 0):.0f}" for n in names))
+    console.print(series)
     console.print(f"results: {out / 'results.json'}")
 
 
