@@ -75,13 +75,6 @@ def wait_listening(
     raise ServerUnavailable(f"{what} did not start listening on {host}:{port} in {timeout_s:.0f}s")
 
 
-def free_local_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def start_private_redis(
     run_dir: Path, port: int, *, password: str | None = None, persistent: bool = False
 ) -> ServerProcess:
@@ -136,7 +129,7 @@ def start_private_rabbitmq(run_dir: Path, port: int) -> ServerProcess:
         "RABBITMQ_NODENAME": f"coord{port}@localhost",
         "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
         "RABBITMQ_NODE_PORT": str(port),
-        "RABBITMQ_DIST_PORT": str(free_local_port()),
+        "RABBITMQ_DIST_PORT": str(free_port()),
         "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
         "RABBITMQ_LOG_BASE": str(base / "log"),
         "RABBITMQ_PID_FILE": str(base / "rabbitmq.pid"),

@@ -29,8 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from deploy.local import ClusterError
-from deploy.servers import ServerUnavailable, wait_listening
-from deploy.servers import free_local_port as free_port
+from deploy.servers import ServerUnavailable, free_port, wait_listening
 from loadtests.harness import machine, scoped_cluster
 from loadtests.reports import new_run_dir, point_latest
 from shared.settings import Settings, WorkerMode, load_settings

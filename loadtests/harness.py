@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.metadata
 import os
 import platform
@@ -17,16 +18,18 @@ from deploy.namespace import purge_namespace
 from shared.settings import Settings, WorkerMode
 
 
-def machine() -> dict[str, Any]:
-    """What the figures depend on, recorded next to them."""
-    model = ""
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    """What the figures depend on, recorded next to them."""
     versions = {}
     for package in ("aio-pika", "redis", "uvicorn", "locust"):
         try:
@@ -36,7 +39,7 @@ def machine() -> dict[str, Any]:
     return {
         "cores": os.cpu_count(),
         "nproc": os.cpu_count(),
-        "cpu_model": model,
+        "cpu_model": cpu_model(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "versions": versions,
@@ -56,4 +59,6 @@ def scoped_cluster(
         yield state
     finally:
         stop_local_cluster(settings.run_dir, timeout_s=15)
-        asyncio.run(purge_namespace(settings))
+        # A failed purge must not hide the run's own outcome; leftovers carry the namespace.
+        with contextlib.suppress(Exception):
+            asyncio.run(purge_namespace(settings))

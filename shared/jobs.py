@@ -7,9 +7,10 @@ raise :class:`InvalidMessage` so a bad message can be dead-lettered instead of c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -19,6 +20,9 @@ MAX_N = 2_000_000
 MAX_IO_MS = 10_000
 DEFAULT_N = 10_000
 DEFAULT_IO_MS = 50
+
+
+T = TypeVar("T")
 
 
 class JobKind(StrEnum):
@@ -69,6 +73,7 @@ class Job:
     submitted_at: float
     attempt: int = 1
     trace_id: str = ""
+    deferrals: int = 0
 
     def encode(self) -> bytes:
         return orjson.dumps(asdict(self))
@@ -120,7 +125,26 @@ def _kind(data: dict[str, Any]) -> JobKind:
         raise InvalidMessage(f"unknown kind {raw!r}") from None
 
 
+def _strictly(decode: Callable[[bytes], T], body: bytes) -> T:
+    """Any conversion error in a message is that message's fault: make it InvalidMessage,
+    so it is dead-lettered instead of redelivered for ever."""
+    try:
+        return decode(body)
+    except InvalidMessage:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise InvalidMessage(f"malformed message: {exc}") from None
+
+
 def decode_job(body: bytes) -> Job:
+    return _strictly(_decode_job, body)
+
+
+def decode_result(body: bytes) -> Result:
+    return _strictly(_decode_result, body)
+
+
+def _decode_job(body: bytes) -> Job:
     data = _load(body)
     n = _field(data, "n", int)
     io_ms = _field(data, "io_ms", int)
@@ -134,11 +158,12 @@ def decode_job(body: bytes) -> Job:
         io_ms=io_ms,
         submitted_at=float(_field(data, "submitted_at", (int, float))),
         attempt=int(data.get("attempt", 1)),
+        deferrals=int(data.get("deferrals", 0)),
         trace_id=str(data.get("trace_id", "")),
     )
 
 
-def decode_result(body: bytes) -> Result:
+def _decode_result(body: bytes) -> Result:
     data = _load(body)
     return Result(
         job_id=_field(data, "job_id", str),

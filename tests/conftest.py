@@ -21,8 +21,7 @@ import pytest
 from deploy.compose import docker_engine_available
 from deploy.local import ClusterState, start_local_cluster, stop_local_cluster
 from deploy.namespace import purge_namespace
-from deploy.servers import free_local_port as free_port
-from deploy.servers import host_port, is_listening
+from deploy.servers import free_port, host_port, is_listening
 from shared.settings import Settings, WorkerMode, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent

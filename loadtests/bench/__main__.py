@@ -20,8 +20,7 @@ from rich.table import Table
 
 from deploy.local import ClusterError
 from deploy.namespace import purge_namespace
-from deploy.servers import ServerUnavailable
-from deploy.servers import free_local_port as free_port
+from deploy.servers import ServerUnavailable, free_port
 from loadtests.bench.ceiling import Hops, measure_ceiling
 from loadtests.bench.cluster import latency_at_rate, memory_under_backlog, throughput
 from loadtests.harness import machine, scoped_cluster

@@ -10,7 +10,6 @@ import asyncio
 import os
 import platform
 import shutil
-import socket
 import tempfile
 import time
 import uuid
@@ -24,7 +23,7 @@ from rich.table import Table
 
 from deploy.compose import ComposeError
 from deploy.local import ClusterError
-from deploy.servers import ServerUnavailable
+from deploy.servers import ServerUnavailable, free_port
 from loadtests.compare.calibrate import (
     Calibration,
     bare_parallel_speedup,
@@ -36,10 +35,12 @@ from loadtests.compare.calibrate import (
 from loadtests.compare.clusters import ClusterStarter, choose_starter
 from loadtests.compare.drive import ScenarioFailed, drive
 from loadtests.compare.race import run_race
-from loadtests.compare.report import TERMINAL_COLUMNS, point_latest, render, terminal_row
+from loadtests.compare.report import TERMINAL_COLUMNS, render, terminal_row
 from loadtests.compare.results import CompareResults, Machine, ScenarioResult
 from loadtests.compare.scenarios import Plan, Scenario, Workload, gil_enabled, matrix
 from loadtests.compare.verdicts import claims, targets
+from loadtests.harness import cpu_model
+from loadtests.reports import point_latest
 from shared.batches import LatencySummary
 from shared.looplag import LagSummary
 from shared.settings import Settings
@@ -50,23 +51,6 @@ BUSY_LOAD_PER_CORE = 0.5
 STARVED_SHARE = 0.8
 LOG_LEVEL = "warning"
 """A log line per job is not what is compared; it would only add the same cost everywhere."""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load_average() -> list[float] | None:

@@ -8,8 +8,6 @@ that provides them on this machine.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -17,10 +15,9 @@ from dataclasses import dataclass, field
 import psutil
 
 from deploy import compose
-from deploy.local import start_local_cluster, stop_local_cluster
-from deploy.namespace import purge_namespace
 from deploy.servers import host_port
 from loadtests.compare.scenarios import Scenario
+from loadtests.harness import scoped_cluster
 from shared.settings import Settings
 
 
@@ -64,19 +61,14 @@ ClusterStarter = Callable[[Settings, Scenario], AbstractContextManager[RunningCl
 @contextmanager
 def local_cluster(settings: Settings, scenario: Scenario) -> Iterator[RunningCluster]:
     """The services as processes of this machine, stopped by pid and purged afterwards."""
-    try:
-        state = start_local_cluster(
-            settings, workers=scenario.workers, mode=scenario.mode, pool_size=scenario.pool_size
-        )
+    with scoped_cluster(
+        settings, workers=scenario.workers, mode=scenario.mode, pool_size=scenario.pool_size
+    ) as state:
         yield RunningCluster(
             state.gateway_url,
             {m.name: m.pid for m in state.members},
             local_server_pids(settings),
         )
-    finally:
-        stop_local_cluster(settings.run_dir, timeout_s=15)
-        with contextlib.suppress(Exception):
-            asyncio.run(purge_namespace(settings))
 
 
 @contextmanager

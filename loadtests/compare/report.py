@@ -6,8 +6,6 @@ the report of any results.json.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 
 from loadtests.compare.results import CompareResults, ScenarioResult
@@ -25,16 +23,6 @@ def render(results: CompareResults, folder: Path) -> list[str]:
         markdown(results, charts=[c for c in CHARTS if c not in missing])
     )
     return missing
-
-
-def point_latest(folder: Path) -> None:
-    """Make ``<parent>/latest`` point at ``folder`` (relative, so the tree can move)."""
-    link = folder.parent / "latest"
-    temporary = folder.parent / f".latest-{os.getpid()}"
-    with contextlib.suppress(FileNotFoundError):
-        temporary.unlink()
-    temporary.symlink_to(folder.name, target_is_directory=True)
-    temporary.replace(link)
 
 
 def scenario_row(result: ScenarioResult) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
+from redis.exceptions import RedisError
 
 from services.worker.executors import CpuRunner
 from services.worker.steps import JobSteps
@@ -24,6 +25,8 @@ from shared.metrics import Metrics
 from shared.settings import Settings
 
 log = structlog.get_logger()
+
+MAX_DEFER_S = 5.0
 
 
 class JobConsumer:
@@ -56,6 +59,7 @@ class JobConsumer:
         self.retried = 0
         self.dead_lettered = 0
         self.abandoned = 0
+        self.deferred = 0
 
     @property
     def exchange(self) -> AbstractExchange:
@@ -140,21 +144,23 @@ class JobConsumer:
     async def on_step_failed(
         self, job: Job, message: AbstractIncomingMessage, exc: Exception
     ) -> None:
-        """Retry with backoff through the retry queue, or give up: dead-letter and count it."""
+        """Retry with backoff through the retry queue, or give up: dead-letter and count it.
+
+        A Redis outage is the cluster's fault, not the job's: such a job is deferred with
+        a backoff capped at ``MAX_DEFER_S`` for as long as the outage lasts, and keeps its
+        attempts for failures of its own.
+        """
+        if isinstance(exc, RedisError):
+            job.deferrals += 1
+            delay_s = min(self.settings.retry_backoff_s * 2 ** min(job.deferrals, 10), MAX_DEFER_S)
+            await self.requeue_later(job, message, delay_s)
+            self.deferred += 1
+            log.warning("job_deferred", error=repr(exc), deferrals=job.deferrals, delay_s=delay_s)
+            return
         if job.attempt < self.settings.max_attempts:
             delay_s = self.settings.retry_backoff_s * 2 ** (job.attempt - 1)
             job.attempt += 1
-            await publish_confirmed(
-                self.exchange,
-                self.names.retry_queue,
-                make_message(
-                    job.encode(),
-                    headers=message.headers,
-                    message_id=job.job_id,
-                    expiration_s=delay_s if delay_s > 0 else None,
-                ),
-            )
-            await message.ack()
+            await self.requeue_later(job, message, delay_s)
             self.retried += 1
             self.metrics.job_retried(job.kind.value)
             log.warning("job_retried", error=repr(exc), attempt=job.attempt - 1, delay_s=delay_s)
@@ -164,6 +170,22 @@ class JobConsumer:
         self.failed += 1
         self.metrics.job_failed(job.kind.value)
         log.error("job_failed", error=repr(exc), attempts=job.attempt)
+
+    async def requeue_later(
+        self, job: Job, message: AbstractIncomingMessage, delay_s: float
+    ) -> None:
+        """Through the retry queue, whose expired messages go back to the jobs queue."""
+        await publish_confirmed(
+            self.exchange,
+            self.names.retry_queue,
+            make_message(
+                job.encode(),
+                headers=message.headers,
+                message_id=job.job_id,
+                expiration_s=delay_s if delay_s > 0 else None,
+            ),
+        )
+        await message.ack()
 
     async def publish_result(
         self,
@@ -218,4 +240,5 @@ class JobConsumer:
             "pool_busy": self.cpu.busy,
             "pools_replaced": self.cpu.pools_replaced,
             "abandoned": self.abandoned,
+            "deferred": self.deferred,
         }

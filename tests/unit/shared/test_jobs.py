@@ -74,3 +74,16 @@ def test_batch_request_defaults_and_bounds() -> None:
 def test_batch_request_bounds_the_whole_batch() -> None:
     with pytest.raises(ValidationError, match="exceeds"):
         BatchRequest.model_validate({"kind": "cpu", "count": 100_000, "params": {"n": MAX_N}})
+
+
+def test_a_field_of_the_wrong_shape_is_an_invalid_message() -> None:
+    body = (
+        Job("j", "b", JobKind.CPU, 100, 0, 0.0).encode().replace(b'"attempt":1', b'"attempt":"x"')
+    )
+    with pytest.raises(InvalidMessage):
+        decode_job(body)
+
+
+def test_deferrals_survive_the_round_trip() -> None:
+    job = Job("j", "b", JobKind.IO, 2, 0, 0.0, deferrals=3)
+    assert decode_job(job.encode()).deferrals == 3

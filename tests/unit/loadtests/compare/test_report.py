@@ -2,9 +2,10 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from loadtests.compare.report import point_latest, render
+from loadtests.compare.report import render
 from loadtests.compare.results import CompareResults, cdf_points
 from loadtests.compare.verdicts import claims, targets
+from loadtests.reports import point_latest
 
 
 def test_report_files_and_latest_link(
