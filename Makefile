@@ -19,6 +19,8 @@ help:
 	@echo "make test                                                          all tests"
 	@echo "make lint                                                          ruff and mypy"
 	@echo "make compare | compare-quick                                       measure the claims (10 / 2 min)"
+	@echo "make load [LOAD_USERS=N LOAD_TIME=30s LOAD_MIX=...] | load-ui     Locust against the running cluster"
+	@echo "make bench | bench-gateway                                         throughput, latency, memory"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -81,7 +83,7 @@ bench-gateway: $(STAMP)
 	$(BIN)/python -m loadtests.bench_gateway $(BENCH_ARGS)
 
 .PHONY: bench
-bench: $(STAMP)  ## the cluster's throughput, latency and memory against a bare aio-pika relay
+bench: $(STAMP)
 	$(BIN)/python -m loadtests.bench $(BENCH_ARGS)
 
 .PHONY: compare compare-quick
