@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path as FilePath
@@ -49,6 +50,9 @@ from shared.settings import Settings
 
 log = structlog.get_logger()
 
+FINISHED_CACHE_SIZE = 1024
+"""Done batches whose status each gateway keeps in memory."""
+
 RETRY_AFTER_S = 2
 STATIC_DIR = FilePath(__file__).parent / "static"
 BATCH_ID = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="id from POST /batches")]
@@ -83,6 +87,7 @@ class Gateway:
         self.metrics.track_loop_lag(self.lag)
         self.accepted_batches = 0
         self.accepted_jobs = 0
+        self.finished: OrderedDict[str, BatchStatus] = OrderedDict()
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Gateway]:
@@ -198,17 +203,28 @@ class Gateway:
 
     async def status(self, batch_id: str, wait_s: float) -> BatchStatus | None:
         """The batch's state; with ``wait_s`` it returns as soon as the batch is done."""
+        if (finished := self.finished.get(batch_id)) is not None:
+            return finished
         event = self.waiters.register(batch_id) if wait_s > 0 else None
         try:
             status = await read_batch(self.redis, self.names, batch_id)
-            if status is None or status.status != BatchState.RUNNING or event is None:
-                return status
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout=wait_s)
-            return await read_batch(self.redis, self.names, batch_id)
+            if status is not None and status.status == BatchState.RUNNING and event is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), timeout=wait_s)
+                status = await read_batch(self.redis, self.names, batch_id)
         finally:
             if event is not None:
                 self.waiters.unregister(batch_id, event)
+        if status is not None and status.status == BatchState.DONE:
+            self.remember_finished(status)
+        return status
+
+    def remember_finished(self, status: BatchStatus) -> None:
+        """A done batch never changes (duplicates are absorbed), so its status, whose
+        percentiles cost a read of every job's latency, is computed once per gateway."""
+        self.finished[status.batch_id] = status
+        while len(self.finished) > FINISHED_CACHE_SIZE:
+            self.finished.popitem(last=False)
 
 
 def get_gateway(request: Request) -> Gateway:

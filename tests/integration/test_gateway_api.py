@@ -118,3 +118,14 @@ async def test_backlog_limit_answers_503_with_retry_after(settings: Settings) ->
         assert answer.status_code == 503
         assert int(answer.headers["Retry-After"]) >= 1
         assert "backlog" in answer.json()["detail"]
+
+
+async def test_a_done_batch_is_read_from_redis_once(
+    client: httpx.AsyncClient, settings: Settings, redis: Redis
+) -> None:
+    batch_id = (await client.post("/batches", json={"kind": "io", "count": 1})).json()["batch_id"]
+    await redis.hset(settings.names.batch(batch_id), mapping={"completed": 1, "status": "done"})
+    first = (await client.get(f"/batches/{batch_id}")).json()
+    assert first["status"] == "done"
+    await redis.delete(settings.names.batch(batch_id))
+    assert (await client.get(f"/batches/{batch_id}")).json() == first
