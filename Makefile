@@ -11,7 +11,7 @@ MODE ?= processes
 POOL ?= 0
 PYTEST_ARGS ?=
 
-.PHONY: help venv up down ps status logs test test-unit lint format clean
+.PHONY: help venv prereqs up down ps status logs test test-unit lint format clean
 
 help:
 	@echo "make up [WORKERS=N] [MODE=blocking|threads|processes] [POOL=P]  start the cluster"
@@ -42,7 +42,12 @@ ps status: $(STAMP)
 logs: $(STAMP)
 	$(BIN)/cluster logs --follow
 
-test: $(STAMP)
+# What the tests need beyond Python packages (servers, browser, Compose): installed and
+# started by one script, the same one CI goes through.
+prereqs:
+	bash deploy/prereqs/install.sh
+
+test: $(STAMP) prereqs
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP)

@@ -82,7 +82,7 @@ def servers(request: pytest.FixtureRequest) -> ServerUrls:
     if missing:
         pytest.fail(
             f"not reachable: {', '.join(missing)}. No Docker engine runs either. Start them "
-            "(bash .ci/run does) or point COORD_AMQP_URL / COORD_REDIS_URL at running servers.",
+            "(make prereqs does) or point COORD_AMQP_URL / COORD_REDIS_URL at running servers.",
             pytrace=False,
         )
     return ServerUrls(amqp_url, redis_url)
