@@ -21,6 +21,14 @@ MAX_IO_MS = 10_000
 DEFAULT_N = 10_000
 DEFAULT_IO_MS = 50
 
+MAX_RESULT_VALUE = MAX_N
+"""No job's result exceeds it (a prime count below n, or io_ms): a batch's sum of at most
+MAX_BATCH of them stays far inside Redis's 64-bit integers."""
+MAX_ID_LENGTH = 128
+MAX_TIMESTAMP = 1e11
+MAX_ATTEMPTS_FIELD = 1000
+MAX_DURATIONS = 16
+
 
 T = TypeVar("T")
 
@@ -117,6 +125,39 @@ def _field(data: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> An
     return value
 
 
+def _bounded_int(
+    data: dict[str, Any], name: str, low: int, high: int, default: int | None = None
+) -> int:
+    value = _field(data, name, int) if default is None else data.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise InvalidMessage(f"field {name!r} is not an integer in {low}..{high}")
+    return value
+
+
+def _timestamp(data: dict[str, Any], name: str) -> float:
+    value = float(_field(data, name, (int, float)))
+    if not 0 <= value <= MAX_TIMESTAMP:
+        raise InvalidMessage(f"field {name!r} is not a timestamp")
+    return value
+
+
+def _short_str(data: dict[str, Any], name: str, default: str | None = None) -> str:
+    value = _field(data, name, str) if default is None else data.get(name, default)
+    if not isinstance(value, str) or len(value) > MAX_ID_LENGTH:
+        raise InvalidMessage(f"field {name!r} is not a string of at most {MAX_ID_LENGTH}")
+    return value
+
+
+def _durations(data: dict[str, Any]) -> dict[str, float]:
+    raw = data.get("durations_ms") or {}
+    if not isinstance(raw, dict) or len(raw) > MAX_DURATIONS:
+        raise InvalidMessage("field 'durations_ms' is not a small object")
+    durations = {str(k): float(v) for k, v in raw.items()}
+    if not all(0 <= v <= MAX_TIMESTAMP for v in durations.values()):
+        raise InvalidMessage("field 'durations_ms' holds a duration out of bounds")
+    return durations
+
+
 def _kind(data: dict[str, Any]) -> JobKind:
     raw = _field(data, "kind", str)
     try:
@@ -132,7 +173,7 @@ def _strictly(decode: Callable[[bytes], T], body: bytes) -> T:
         return decode(body)
     except InvalidMessage:
         raise
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidMessage(f"malformed message: {exc}") from None
 
 
@@ -164,18 +205,22 @@ def _decode_job(body: bytes) -> Job:
 
 
 def _decode_result(body: bytes) -> Result:
+    """Every field bounded: the fold script gets only values Redis can add up."""
     data = _load(body)
+    error = data.get("error")
+    if error is not None and not isinstance(error, str):
+        raise InvalidMessage("field 'error' has the wrong type")
     return Result(
-        job_id=_field(data, "job_id", str),
-        batch_id=_field(data, "batch_id", str),
+        job_id=_short_str(data, "job_id"),
+        batch_id=_short_str(data, "batch_id"),
         kind=_kind(data),
         ok=_field(data, "ok", bool),
-        value=_field(data, "value", int),
-        submitted_at=float(_field(data, "submitted_at", (int, float))),
-        finished_at=float(_field(data, "finished_at", (int, float))),
-        worker=str(data.get("worker", "")),
-        attempts=int(data.get("attempts", 1)),
-        error=data.get("error"),
-        durations_ms=dict(data.get("durations_ms") or {}),
+        value=_bounded_int(data, "value", 0, MAX_RESULT_VALUE),
+        submitted_at=_timestamp(data, "submitted_at"),
+        finished_at=_timestamp(data, "finished_at"),
+        worker=_short_str(data, "worker", default=""),
+        attempts=_bounded_int(data, "attempts", 0, MAX_ATTEMPTS_FIELD, default=1),
+        error=error,
+        durations_ms=_durations(data),
         trace_id=str(data.get("trace_id", "")),
     )

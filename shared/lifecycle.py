@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import time
@@ -44,11 +45,35 @@ def raise_if_cancelling(cause: BaseException | None = None) -> None:
         raise asyncio.CancelledError from cause
 
 
+FORGET_AFTER_BEATS = 30
+MIN_FORGET_AFTER_S = 60.0
+
+PRUNE_SCRIPT = """
+local cutoff = tonumber(ARGV[1])
+local raw = redis.call('HGETALL', KEYS[1])
+local removed = 0
+for i = 1, #raw, 2 do
+  local decoded, beat = pcall(cjson.decode, raw[i + 1])
+  local seen = decoded and type(beat) == 'table' and tonumber(beat['last_seen']) or nil
+  if not seen or seen < cutoff then
+    redis.call('HDEL', KEYS[1], raw[i])
+    removed = removed + 1
+  end
+end
+return removed
+"""
+
+
 class Heartbeat:
     """Publishes this instance's identity and live figures to Redis every ``interval_s``.
 
     ``cluster status``, the comparison and the dashboard read these; an entry whose
-    ``last_seen`` is old belongs to an instance that died without saying goodbye.
+    ``last_seen`` is old belongs to an instance that died without saying goodbye. Such an
+    entry stays visible (as stale) for ``forget_after_s`` (by default 30 beats, at least a
+    minute), then any live instance removes it, in one script that reads ``last_seen``
+    where it deletes, so a beat written meanwhile is never lost. The hash itself expires
+    ``forget_after_s`` after the last beat of any instance, so a namespace nobody runs any
+    more leaves nothing behind.
     """
 
     def __init__(
@@ -60,12 +85,18 @@ class Heartbeat:
         instance: str,
         interval_s: float,
         stats: Callable[[], dict[str, Any]],
+        forget_after_s: float | None = None,
         **static: Any,
     ) -> None:
         self.redis = redis
         self.names = names
         self.interval_s = interval_s
         self.stats = stats
+        self.forget_after_s = forget_after_s or max(
+            MIN_FORGET_AFTER_S, FORGET_AFTER_BEATS * interval_s
+        )
+        self.prune = redis.register_script(PRUNE_SCRIPT)
+        self.pruned_at = 0.0
         self.identity = {
             "service": service,
             "instance": instance,
@@ -77,12 +108,19 @@ class Heartbeat:
     def payload(self) -> bytes:
         return orjson.dumps({**self.identity, "last_seen": time.time(), **self.stats()})
 
+    async def beat(self) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(self.names.instances, self.identity["instance"], self.payload())
+            pipe.expire(self.names.instances, math.ceil(self.forget_after_s))
+            await pipe.execute()
+        if time.monotonic() - self.pruned_at >= self.forget_after_s / 4:
+            self.pruned_at = time.monotonic()
+            await self.prune(keys=[self.names.instances], args=[time.time() - self.forget_after_s])
+
     async def run(self) -> None:
         while True:
             try:
-                await self.redis.hset(
-                    self.names.instances, self.identity["instance"], self.payload()
-                )
+                await self.beat()
             except RedisError as exc:
                 raise_if_cancelling(exc)
                 log.warning("heartbeat_failed", error=repr(exc))

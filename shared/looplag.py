@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from pydantic import BaseModel
 
 from shared.batches import percentile
+from shared.histogram import LogBuckets
 
 LagObserver = Callable[[float], None]
 RECENT_S = 2.0
@@ -27,21 +28,17 @@ RECENT_S = 2.0
 LAG_BUCKET_FLOOR_MS = 0.01
 LAG_BUCKET_RATIO = 1.1
 LAG_BUCKETS = 200
+LAG = LogBuckets(LAG_BUCKET_FLOOR_MS, LAG_BUCKET_RATIO, LAG_BUCKETS)
 
 
 def lag_bucket(lag_ms: float) -> int:
     """Index of the bucket holding ``lag_ms``: bucket i covers (floor*r^(i-1), floor*r^i]."""
-    if lag_ms <= LAG_BUCKET_FLOOR_MS:
-        return 0
-    index = math.ceil(math.log(lag_ms / LAG_BUCKET_FLOOR_MS) / math.log(LAG_BUCKET_RATIO))
-    return min(LAG_BUCKETS - 1, index)
+    return LAG.index(lag_ms)
 
 
 def lag_bucket_value_ms(index: int) -> float:
     """The geometric middle of a bucket: within 5% of every value the bucket holds."""
-    if index == 0:
-        return LAG_BUCKET_FLOOR_MS / 2
-    return float(LAG_BUCKET_FLOOR_MS * LAG_BUCKET_RATIO ** (index - 0.5))
+    return LAG.value(index)
 
 
 class LoopLagMonitor:

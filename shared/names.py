@@ -39,16 +39,13 @@ class Names:
         return f"{self.namespace}:"
 
     def batch(self, batch_id: str) -> str:
-        """Hash of the batch's aggregate: expected, completed, failed, sum, min, max, status."""
+        """Hash of the batch's aggregate: expected, completed, failed, sum, min, max, status,
+        jobs per worker and the latency histogram."""
         return f"{self.namespace}:batch:{batch_id}"
 
     def batch_seen(self, batch_id: str) -> str:
         """Set of job ids already folded into the batch: the exactly-once guard."""
         return f"{self.namespace}:batch:{batch_id}:seen"
-
-    def batch_latencies(self, batch_id: str) -> str:
-        """List of submit-to-aggregated latencies in ms, one per folded job."""
-        return f"{self.namespace}:batch:{batch_id}:latencies"
 
     @property
     def batch_done_channel(self) -> str:
@@ -57,7 +54,8 @@ class Names:
 
     @property
     def batches_index(self) -> str:
-        """Sorted set of batch ids by creation time, for listings and dashboards."""
+        """Sorted set of batch ids by last activity, for listings and dashboards; entries
+        older than the batch TTL are trimmed at each new batch, so it holds the live ones."""
         return f"{self.namespace}:batches"
 
     def io_touch(self, job_id: str) -> str:

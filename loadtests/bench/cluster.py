@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +13,8 @@ import httpx
 import psutil
 
 from deploy.local import ClusterState
-from shared.batches import percentile
+from shared.batches import latency_histogram
+from shared.histogram import LATENCY_BUCKETS
 from shared.redis_client import connect_redis
 from shared.settings import Settings
 
@@ -105,17 +107,20 @@ async def latency_at_rate(
     try:
         async with redis.pipeline(transaction=False) as pipe:
             for batch_id in batch_ids:
-                pipe.lrange(settings.names.batch_latencies(batch_id), 0, -1)
-            lists = await pipe.execute()
+                pipe.hgetall(settings.names.batch(batch_id))
+            hashes = await pipe.execute()
     finally:
         await redis.aclose()
-    latencies = sorted(float(v) for values in lists for v in values)
+    merged: Counter[int] = Counter()
+    for fields in hashes:
+        merged.update(latency_histogram(fields))
+    summary = LATENCY_BUCKETS.summarize(merged)
     return {
         "rate_jobs_s": round(rate_jobs_s, 1),
-        "jobs": len(latencies),
-        "p50": percentile(latencies, 50),
-        "p95": percentile(latencies, 95),
-        "p99": percentile(latencies, 99),
+        "jobs": summary.count,
+        "p50": summary.p50,
+        "p95": summary.p95,
+        "p99": summary.p99,
     }
 
 

@@ -23,7 +23,7 @@ from loadtests.compare.calibrate import Calibration, ideal_jobs_s, mixed_rates
 from loadtests.compare.clusters import RunningCluster
 from loadtests.compare.results import ScenarioResult, cdf_points
 from loadtests.compare.scenarios import Plan, Scenario, Workload
-from shared.batches import summarize_latencies
+from shared.batches import summarize_latency_histogram
 from shared.looplag import LagSummary, histogram_delta, summarize_histogram
 
 Progress = Callable[[str], None]
@@ -38,7 +38,8 @@ class BatchOutcome:
     batch_id: str
     kind: str
     status: dict[str, Any]
-    latencies_ms: list[float]
+    latency_histogram: Counter[int]
+    """The batch's latency histogram (bucket index -> jobs), which adds across batches."""
 
 
 class GatewayClient:
@@ -72,11 +73,13 @@ class GatewayClient:
                     f"({status['completed']}/{status['expected']} jobs)"
                 )
 
-    async def latencies(self, batch_id: str) -> list[float]:
+    async def latencies(self, batch_id: str) -> Counter[int]:
+        """The batch's latency histogram, from the bounded ``/latencies`` answer."""
         answer = await self.client.get(f"/batches/{batch_id}/latencies")
         answer.raise_for_status()
-        values: list[float] = answer.json()["latencies_ms"]
-        return values
+        return Counter(
+            {int(bucket["index"]): int(bucket["count"]) for bucket in answer.json()["buckets"]}
+        )
 
     async def outcome(self, batch_id: str, kind: str, timeout_s: float) -> BatchOutcome:
         status = await self.wait_done(batch_id, timeout_s)
@@ -245,7 +248,7 @@ class ScenarioRun:
             failed=int(status["failed"]),
             duration_s=float(status["duration_s"] or wall_s),
             throughput=throughput,
-            latencies=outcome.latencies_ms,
+            latencies=outcome.latency_histogram,
             opened=opened,
             closed=closed,
             cpu=cpu,
@@ -304,8 +307,12 @@ class ScenarioRun:
         first = min(float(o.status["created_at"]) for o in outcomes)
         last = max(float(o.status["finished_at"] or 0) for o in outcomes)
         duration_s = max(last - first, 1e-6)
-        io_latencies = [v for o in outcomes if o.kind == "io" for v in o.latencies_ms]
-        cpu_latencies = [v for o in outcomes if o.kind == "cpu" for v in o.latencies_ms]
+        io_latencies: Counter[int] = sum(
+            (o.latency_histogram for o in outcomes if o.kind == "io"), Counter()
+        )
+        cpu_latencies: Counter[int] = sum(
+            (o.latency_histogram for o in outcomes if o.kind == "cpu"), Counter()
+        )
         result = self.result(
             jobs=jobs,
             failed=sum(int(o.status["failed"]) for o in outcomes),
@@ -316,14 +323,14 @@ class ScenarioRun:
             closed=closed,
             cpu=cpu,
             wall_s=wall_s,
-            cpu_jobs=len(cpu_latencies),
+            cpu_jobs=cpu_latencies.total(),
             n=self.plan.n,
             io_ms=self.plan.mixed_io_ms,
         )
         return result.model_copy(
             update={
-                "io_latency_ms": summarize_latencies(io_latencies),
-                "cpu_latency_ms": summarize_latencies(cpu_latencies),
+                "io_latency_ms": summarize_latency_histogram(io_latencies),
+                "cpu_latency_ms": summarize_latency_histogram(cpu_latencies),
                 "io_latency_cdf_ms": cdf_points(io_latencies),
                 "offered_jobs_s": round(self.ideal or 0.0, 2),
             }
@@ -336,7 +343,7 @@ class ScenarioRun:
         failed: int,
         duration_s: float,
         throughput: float,
-        latencies: list[float],
+        latencies: Counter[int],
         opened: Window,
         closed: Window,
         cpu: dict[str, float],
@@ -367,7 +374,7 @@ class ScenarioRun:
             ideal_jobs_s=None if self.ideal is None else round(self.ideal, 2),
             efficiency=None if not self.ideal else round(throughput / self.ideal, 3),
             cores_usable=scenario.cores_usable(self.calibration.cores),
-            latency_ms=summarize_latencies(latencies),
+            latency_ms=summarize_latency_histogram(latencies),
             loop_lag_ms=lag,
             loop_lag_per_worker=lag_per_worker,
             cpu_percent=cpu,

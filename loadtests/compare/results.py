@@ -6,10 +6,13 @@ machine can be re-rendered, and two runs can be compared field by field.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pydantic import BaseModel, Field
 
 from loadtests.compare.calibrate import Calibration
-from shared.batches import LatencySummary, percentile
+from shared.batches import LatencySummary
+from shared.histogram import LATENCY_BUCKETS
 from shared.looplag import LagSummary
 
 
@@ -156,10 +159,7 @@ def figure_text(value: float | None) -> str:
     return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
 
 
-def cdf_points(values: list[float]) -> list[float]:
-    """The value at each percentile 0..100 (nearest rank), rounded to 0.1 ms."""
-    ordered = sorted(values)
-    if not ordered:
-        return []
-    points = [ordered[0]] + [percentile(ordered, q) or 0.0 for q in range(1, 101)]
-    return [round(v, 1) for v in points]
+def cdf_points(histogram: Mapping[int, int]) -> list[float]:
+    """The latency at each percentile 0..100 (nearest rank) of a latency histogram, in ms
+    rounded to 0.1 (each within the buckets' relative error)."""
+    return LATENCY_BUCKETS.cdf(histogram)

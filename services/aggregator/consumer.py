@@ -83,8 +83,13 @@ class ResultConsumer:
                 with contextlib.suppress(Exception):
                     await message.nack(requeue=True)
             return
+        refused = set(outcome.invalid)
         try:
-            for message, result in taken:
+            for index, (message, result) in enumerate(taken):
+                if index in refused:
+                    self.dead_lettered += 1
+                    await message.reject(requeue=False)
+                    continue
                 await message.ack()
                 with job_context(
                     job_id=result.job_id, batch_id=result.batch_id, trace_id=result.trace_id
@@ -107,6 +112,8 @@ class ResultConsumer:
             log.info("duplicates_absorbed", count=outcome.duplicates)
         if outcome.orphans:
             log.warning("orphan_results", count=outcome.orphans)
+        if refused:
+            log.warning("results_refused_by_fold", count=len(refused))
         for batch_id in outcome.done:
             self.batches_done += 1
             with job_context(batch_id=batch_id):

@@ -4,7 +4,8 @@ import time
 from redis.asyncio import Redis
 
 from services.aggregator.fold import ResultFolder
-from shared.batches import BatchState, create_batch, read_batch
+from shared.batches import BatchState, abort_batch, create_batch, read_batch
+from shared.histogram import LATENCY_BUCKETS
 from shared.jobs import JobKind, JobParams, Result
 from shared.settings import Settings
 
@@ -82,3 +83,106 @@ async def test_concurrent_folds_of_the_same_results_count_once(
 async def test_results_for_unknown_batches_are_orphans(settings: Settings, redis: Redis) -> None:
     outcome = await ResultFolder(redis, settings.names, ttl_s=600).fold([result("nope", 0)])
     assert (outcome.folded, outcome.orphans) == (0, 1)
+
+
+async def test_percentiles_come_from_the_histogram_within_its_error(
+    settings: Settings, redis: Redis
+) -> None:
+    """Latencies of 1..2000 ms: p50, p95, p99 within the buckets' 4.9%; max exact."""
+    await new_batch(redis, settings, "h1", 2001)
+    folder = ResultFolder(redis, settings.names, ttl_s=600)
+    now = time.time()
+    results = [
+        Result(f"h1.{i}", "h1", JobKind.CPU, True, 1, now - i / 1000, now, "w")
+        for i in range(1, 2001)
+    ]
+    for start in range(0, 2000, 500):
+        await folder.fold(results[start : start + 500])
+    status = await read_batch(redis, settings.names, "h1")
+    assert status is not None
+    error = LATENCY_BUCKETS.relative_error
+    spent_ms = (time.time() - now) * 1000
+    for got, exact in ((status.latency_ms.p50, 1000), (status.latency_ms.p99, 1980)):
+        assert got is not None
+        assert exact * (1 - error) <= got <= (exact + spent_ms) * (1 + error)
+    assert status.latency_ms.max is not None
+    assert 2000 <= status.latency_ms.max <= 2000 + spent_ms
+
+
+async def test_no_key_of_a_batch_that_a_status_read_touches_grows_with_its_jobs(
+    settings: Settings, redis: Redis
+) -> None:
+    """Only the exactly-once guard (never read by a status read) holds one entry per job."""
+    await new_batch(redis, settings, "big", 10_000)
+    folder = ResultFolder(redis, settings.names, ttl_s=600)
+    now = time.time()
+    for start in range(0, 5000, 500):
+        await folder.fold(
+            [
+                Result(f"big.{i}", "big", JobKind.CPU, True, 1, now - i / 100, now, f"w{i % 3}")
+                for i in range(start, start + 500)
+            ]
+        )
+    sizes = {}
+    async for key in redis.scan_iter(match=f"{settings.names.batch('big')}*"):
+        kind = await redis.type(key)
+        sizes[key] = {"hash": redis.hlen, "list": redis.llen, "set": redis.scard}[kind]
+        sizes[key] = await sizes[key](key)
+    assert sizes.pop(settings.names.batch_seen("big")) == 5000
+    assert sizes and all(size <= LATENCY_BUCKETS.buckets + 20 for size in sizes.values()), sizes
+
+
+async def test_an_out_of_range_value_is_refused_before_anything_is_written(
+    settings: Settings, redis: Redis
+) -> None:
+    """2**63 used to fail HINCRBY halfway through the script, keeping the writes before it."""
+    await new_batch(redis, settings, "p1", 3)
+    folder = ResultFolder(redis, settings.names, ttl_s=600)
+    slice_ = [result("p1", 0), result("p1", 1, value=2**63), result("p1", 2, value=-5)]
+    outcome = await folder.fold(slice_)
+    assert (outcome.folded, outcome.invalid) == (1, [1, 2])
+    status = await read_batch(redis, settings.names, "p1")
+    assert status is not None
+    assert (status.completed, status.result.sum, status.status) == (1, 1229, BatchState.RUNNING)
+    assert not await redis.sismember(settings.names.batch_seen("p1"), "p1.1")
+    again = await folder.fold(slice_)
+    assert (again.folded, again.duplicates, again.invalid) == (0, 1, [1, 2])
+
+
+async def test_state_of_a_running_batch_expires_from_its_last_activity(
+    settings: Settings, redis: Redis
+) -> None:
+    """A TTL counted from creation dropped a batch mid-run; now each fold renews it, and
+    the exactly-once guard has one too, even when the batch never finishes."""
+    await create_batch(
+        redis,
+        settings.names,
+        batch_id="long",
+        kind=JobKind.CPU,
+        expected=10,
+        params=JobParams(n=10_000),
+        ttl_s=3,
+    )
+    folder = ResultFolder(redis, settings.names, ttl_s=3)
+    for index in range(3):
+        await asyncio.sleep(1.5)
+        outcome = await folder.fold([result("long", index)])
+        assert (outcome.folded, outcome.orphans) == (1, 0), (
+            f"fold {index} after {1.5 * (index + 1)}s"
+        )
+    for key in (settings.names.batch("long"), settings.names.batch_seen("long")):
+        assert 0 < await redis.ttl(key) <= 3
+    await abort_batch(redis, settings.names, "long", confirmed=3)
+    await asyncio.sleep(3.5)
+    assert await redis.exists(settings.names.batch("long"), settings.names.batch_seen("long")) == 0
+    assert await read_batch(redis, settings.names, "long") is None
+
+
+async def test_the_batches_index_keeps_only_batches_that_may_still_exist(
+    settings: Settings, redis: Redis
+) -> None:
+    index = settings.names.batches_index
+    await redis.zadd(index, {"ancient": time.time() - 7200})
+    await new_batch(redis, settings, "fresh", 1)
+    assert await redis.zrange(index, 0, -1) == ["fresh"]
+    assert 0 < await redis.ttl(index) <= 600

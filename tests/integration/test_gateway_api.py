@@ -68,22 +68,51 @@ async def test_unknown_and_malformed_batch_ids(client: httpx.AsyncClient) -> Non
     assert (await client.get(f"/batches/{'0' * 32}?wait=61")).status_code == 422
 
 
-async def test_latencies_of_every_folded_job(
+async def test_latencies_are_a_histogram_of_every_folded_job(
     client: httpx.AsyncClient, settings: Settings, redis: Redis
 ) -> None:
     answer = await client.post("/batches", json={"kind": "io", "count": 2, "params": {"io_ms": 1}})
     batch_id = answer.json()["batch_id"]
-    assert (await client.get(f"/batches/{batch_id}/latencies")).json()["latencies_ms"] == []
+    empty = (await client.get(f"/batches/{batch_id}/latencies")).json()
+    assert (empty["count"], empty["buckets"], empty["summary"]["p50"]) == (0, [], None)
     now = time.time()
     folded = [
         Result(f"{batch_id}.{i}", batch_id, JobKind.IO, True, 1, now - 0.1 * (i + 1), now, "w")
         for i in range(2)
     ]
     await ResultFolder(redis, settings.names, ttl_s=600).fold(folded)
-    latencies = (await client.get(f"/batches/{batch_id}/latencies")).json()["latencies_ms"]
-    assert len(latencies) == 2
-    assert 100 <= min(latencies) < max(latencies) < 1000
+    latencies = (await client.get(f"/batches/{batch_id}/latencies")).json()
+    assert latencies["count"] == sum(b["count"] for b in latencies["buckets"]) == 2
+    assert len(latencies["buckets"]) == 2
+    slack = 1 + latencies["relative_error"]
+    summary = latencies["summary"]
+    assert 100 / slack <= summary["p50"] < summary["max"] < 1000
+    assert all(b["le_ms"] >= 100 for b in latencies["buckets"])
     assert (await client.get(f"/batches/{'0' * 32}/latencies")).status_code == 404
+
+
+async def test_a_large_batch_answers_in_a_bounded_size(
+    client: httpx.AsyncClient, settings: Settings, redis: Redis
+) -> None:
+    """The answers do not grow with the batch: 3,000 jobs spread over four decades of
+    latency still give a few hundred buckets at most."""
+    answer = await client.post("/batches", json={"kind": "io", "count": 5000})
+    batch_id = answer.json()["batch_id"]
+    now = time.time()
+    folder = ResultFolder(redis, settings.names, ttl_s=600)
+    for start in range(0, 3000, 500):
+        await folder.fold(
+            [
+                Result(f"{batch_id}.{i}", batch_id, JobKind.IO, True, 1, now - i / 300, now, "w")
+                for i in range(start, start + 500)
+            ]
+        )
+    latencies = await client.get(f"/batches/{batch_id}/latencies")
+    assert latencies.json()["count"] == 3000
+    assert len(latencies.content) < 16_000
+    status = await client.get(f"/batches/{batch_id}")
+    assert status.json()["completed"] == 3000
+    assert len(status.content) < 1_000
 
 
 async def test_health_and_readiness(client: httpx.AsyncClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 
@@ -11,6 +12,7 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from deploy.probe import ProbeFailed, Service, probe_heartbeat
+from shared.lifecycle import Heartbeat
 from shared.settings import Settings
 
 
@@ -38,3 +40,24 @@ def test_an_unreachable_redis_fails(settings: Settings) -> None:
     broken = settings.model_copy(update={"redis_url": SecretStr("redis://127.0.0.1:1/0")})
     with pytest.raises(ProbeFailed, match="redis unreachable"):
         probe_heartbeat(broken, Service.WORKER, max_age_s=30, timeout_s=1)
+
+
+async def test_heartbeats_of_dead_instances_are_forgotten(redis: Redis, settings: Settings) -> None:
+    """An instance that died without saying goodbye stays visible (stale) for a while, then
+    goes; the hash expires once no instance beats any more."""
+    await redis.hset(
+        settings.names.instances,
+        mapping={
+            "dead-old": orjson.dumps({"instance": "dead-old", "last_seen": time.time() - 7200}),
+            "dead-recent": orjson.dumps({"instance": "dead-recent", "last_seen": time.time() - 5}),
+        },
+    )
+    heartbeat = Heartbeat(
+        redis, settings.names, service="worker", instance="alive", interval_s=0.05, stats=dict
+    )
+    task = asyncio.create_task(heartbeat.run())
+    await asyncio.sleep(0.5)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert sorted(await redis.hkeys(settings.names.instances)) == ["alive", "dead-recent"]
+    assert 0 < await redis.ttl(settings.names.instances) <= 3600

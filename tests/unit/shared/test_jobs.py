@@ -87,3 +87,39 @@ def test_a_field_of_the_wrong_shape_is_an_invalid_message() -> None:
 def test_deferrals_survive_the_round_trip() -> None:
     job = Job("j", "b", JobKind.IO, 2, 0, 0.0, deferrals=3)
     assert decode_job(job.encode()).deferrals == 3
+
+
+def result_body(**changes: object) -> bytes:
+    fields = orjson.loads(Result("b.1", "b", JobKind.CPU, True, 1229, 1.0, 2.0, "w").encode())
+    return orjson.dumps({**fields, **changes})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        result_body(value=2**63),
+        result_body(value=2**64 - 1),
+        b'{"job_id":"b.1","batch_id":"b","kind":"cpu","ok":true,"value":'
+        + str(10**40).encode()
+        + b',"submitted_at":1.0,"finished_at":2.0}',
+        result_body(value=-1),
+        result_body(value=MAX_N + 1),
+        result_body(value=1.5),
+        result_body(submitted_at=1e300),
+        result_body(finished_at=-1.0),
+        result_body(attempts=2**63),
+        result_body(worker="w" * 10_000),
+        result_body(job_id="j" * 10_000),
+        result_body(durations_ms={"cpu": 1e300}),
+        result_body(durations_ms={str(i): 1.0 for i in range(1000)}),
+        result_body(error=42),
+    ],
+)
+def test_decode_result_bounds_every_field(body: bytes) -> None:
+    """Each of these would reach the fold script; 2**63 made its HINCRBY fail halfway."""
+    with pytest.raises(InvalidMessage):
+        decode_result(body)
+
+
+def test_decode_result_accepts_the_largest_possible_result() -> None:
+    assert decode_result(result_body(value=MAX_N)).value == MAX_N

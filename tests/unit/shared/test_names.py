@@ -8,7 +8,6 @@ def test_every_name_carries_the_namespace() -> None:
         names.dead_exchange,
         names.batch("b"),
         names.batch_seen("b"),
-        names.batch_latencies("b"),
         names.batch_done_channel,
         names.batches_index,
         names.io_touch("j"),

@@ -1,4 +1,5 @@
 import json
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -6,6 +7,7 @@ from loadtests.compare.report import render
 from loadtests.compare.results import CompareResults, cdf_points
 from loadtests.compare.verdicts import claims, targets
 from loadtests.reports import point_latest
+from shared.histogram import LATENCY_BUCKETS
 
 
 def test_report_files_and_latest_link(
@@ -36,7 +38,12 @@ def test_report_files_and_latest_link(
 
 
 def test_cdf_points_span_every_percentile() -> None:
-    points = cdf_points([float(v) for v in range(1, 1001)])
+    histogram = Counter(LATENCY_BUCKETS.index(float(v)) for v in range(1, 1001))
+    points = cdf_points(histogram)
     assert len(points) == 101
-    assert (points[0], points[50], points[100]) == (1.0, 500.0, 1000.0)
-    assert cdf_points([]) == []
+    for point, exact in zip(
+        (points[0], points[50], points[100]), (1.0, 500.0, 1000.0), strict=True
+    ):
+        assert abs(point - exact) <= exact * LATENCY_BUCKETS.relative_error + 0.05
+    assert points == sorted(points)
+    assert cdf_points({}) == []
