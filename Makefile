@@ -21,6 +21,7 @@ help:
 	@echo "make compare | compare-quick                                       measure the claims (10 / 2 min)"
 	@echo "make load [LOAD_USERS=N LOAD_TIME=30s LOAD_MIX=...] | load-ui     Locust against the running cluster"
 	@echo "make bench | bench-gateway                                         throughput, latency, memory"
+	@echo "make soak [SOAK_TIME=10m]                                          state stays bounded under load"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -90,6 +91,14 @@ bench-gateway: $(STAMP)
 .PHONY: bench
 bench: $(STAMP)
 	$(BIN)/python -m loadtests.bench $(BENCH_ARGS)
+
+# The soak: a mixed load at 60% of capacity for SOAK_TIME; every sampled series must stay flat.
+SOAK_TIME ?= 10m
+SOAK_ARGS ?=
+
+.PHONY: soak
+soak: $(STAMP)
+	$(BIN)/python -m loadtests.soak --time $(SOAK_TIME) $(SOAK_ARGS)
 
 .PHONY: compare compare-quick
 

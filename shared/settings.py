@@ -79,7 +79,12 @@ class Settings(BaseSettings):
 
     aggregator_batch: int = Field(default=500, ge=1, le=10_000)
     aggregator_prefetch: int = Field(default=2000, ge=1, le=65_535)
-    batch_ttl_s: int = Field(default=86_400, ge=60)
+    batch_ttl_s: int = Field(
+        default=86_400,
+        ge=5,
+        description="A batch's state expires this long after its last activity (creation, a "
+        "folded result, done).",
+    )
 
     redis_max_connections: int = Field(default=256, ge=4, le=10_000)
     metrics_host: str | None = Field(

@@ -37,8 +37,10 @@ class MemoryProfile:
         }
 
 
-async def submit(client: httpx.AsyncClient, count: int, io_ms: int = 0) -> str:
-    body = {"kind": "io", "count": count, "params": {"io_ms": io_ms}}
+async def submit(
+    client: httpx.AsyncClient, count: int, io_ms: int = 0, *, kind: str = "io", n: int = 2
+) -> str:
+    body = {"kind": kind, "count": count, "params": {"io_ms": io_ms, "n": n}}
     answer = await client.post("/batches", json=body)
     answer.raise_for_status()
     batch_id: str = answer.json()["batch_id"]
@@ -49,7 +51,9 @@ async def wait_done(client: httpx.AsyncClient, batch_id: str, timeout_s: float =
     deadline = time.monotonic() + timeout_s
     while True:
         wait = max(0.0, min(60.0, deadline - time.monotonic()))
-        status = (await client.get(f"/batches/{batch_id}", params={"wait": wait})).json()
+        answer = await client.get(f"/batches/{batch_id}", params={"wait": wait})
+        answer.raise_for_status()
+        status = answer.json()
         if status["status"] != "running":
             return status
         if time.monotonic() >= deadline:
@@ -124,11 +128,12 @@ async def latency_at_rate(
     }
 
 
-def member_rss_mb(state: ClusterState) -> dict[str, float]:
-    """Resident memory of each worker and the aggregator (a worker's pool processes apart)."""
+def member_rss_mb(state: ClusterState, *, gateway: bool = False) -> dict[str, float]:
+    """Resident memory of each worker and the aggregator (a worker's pool processes apart),
+    with ``gateway`` the gateway's too."""
     sizes: dict[str, float] = {}
     for member in state.members:
-        if member.service == "gateway":
+        if member.service == "gateway" and not gateway:
             continue
         try:
             process = psutil.Process(member.pid)
