@@ -79,16 +79,6 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
-def summarize_latencies(values: Sequence[float]) -> LatencySummary:
-    ordered = sorted(values)
-    return LatencySummary(
-        p50=percentile(ordered, 50),
-        p95=percentile(ordered, 95),
-        p99=percentile(ordered, 99),
-        max=ordered[-1] if ordered else None,
-    )
-
-
 async def create_batch(
     redis: Redis,
     names: Names,

@@ -1,6 +1,6 @@
 import pytest
 
-from shared.batches import percentile, summarize_latencies
+from shared.batches import percentile
 
 
 def test_percentile_nearest_rank() -> None:
@@ -11,11 +11,6 @@ def test_percentile_nearest_rank() -> None:
     assert percentile(values, 100) == 100
     assert percentile([7.0], 99) == 7.0
     assert percentile([], 50) is None
-
-
-def test_summarize_sorts_first() -> None:
-    summary = summarize_latencies([5.0, 1.0, 3.0, 2.0, 4.0])
-    assert (summary.p50, summary.max) == (3.0, 5.0)
 
 
 @pytest.mark.parametrize("q", [1, 50, 99])
