@@ -10,6 +10,7 @@ every job submitted must have been aggregated exactly once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
 from collections.abc import Callable
@@ -143,13 +144,18 @@ class Soak:
             values["status_read_ms"] = round(statistics.median(timings), 3)
         return Sample(at_s=round(at_s, 2), values=values)
 
-    async def sampler(self, client: httpx.AsyncClient, started: float, observe: Observe) -> None:
-        while True:
+    async def sampler(
+        self, client: httpx.AsyncClient, started: float, observe: Observe, stop: asyncio.Event
+    ) -> None:
+        """Sample until ``stop`` is set: an event rather than a cancellation, which a Redis
+        call in progress may absorb (the loop would then sample for ever)."""
+        while not stop.is_set():
             sample = await self.sample(client, time.monotonic() - started)
             self.samples.append(sample)
             observe(sample)
             due = started + len(self.samples) * self.plan.every_s
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=max(0.0, due - time.monotonic()))
 
     async def run(self, observe: Observe, on_capacity: Callable[[float], None]) -> dict[str, Any]:
         async with client_for(self.state) as client:
@@ -159,12 +165,13 @@ class Soak:
             on_capacity(capacity)
             rate = capacity * self.plan.fraction
             started = time.monotonic()
-            sampling = asyncio.create_task(self.sampler(client, started, observe))
+            stop = asyncio.Event()
+            sampling = asyncio.create_task(self.sampler(client, started, observe, stop))
             try:
                 await self.offer(client, rate)
             finally:
-                sampling.cancel()
-                await asyncio.gather(sampling, return_exceptions=True)
+                stop.set()
+                await sampling
             if self.followers:
                 await asyncio.wait(self.followers)
             folded = await self.aggregator_folded(client, calibration_jobs)
