@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,7 +34,7 @@ from shared.redis_client import connect_redis
 from shared.runtime import run_fast
 from shared.settings import Settings, WorkerMode, load_settings
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 120)
 app = typer.Typer(add_completion=False)
 
 UNITS_S = {"s": 1, "m": 60, "h": 3600}
