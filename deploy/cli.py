@@ -9,7 +9,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
@@ -189,7 +189,9 @@ def submit(
             accepted = client.post("/batches", json=body)
             if accepted.status_code != 202:
                 fail(f"gateway answered {accepted.status_code}: {_detail(accepted)}")
-            batch = accepted.json()
+            batch = _json_object(accepted)
+            if not isinstance(batch.get("batch_id"), str):
+                fail(f"gateway answered 202 without a batch id: {accepted.text[:200]}")
             console.print(f"batch [bold]{batch['batch_id']}[/] accepted: {count} {kind} jobs")
             if wait <= 0:
                 return
@@ -197,8 +199,10 @@ def submit(
             while True:
                 remaining = max(0.0, min(60.0, deadline - time.monotonic()))
                 answer = client.get(f"/batches/{batch['batch_id']}", params={"wait": remaining})
-                result = answer.json()
-                if result["status"] != "running" or time.monotonic() >= deadline:
+                if answer.status_code != 200:
+                    fail(f"gateway answered {answer.status_code}: {_detail(answer)}")
+                result = _json_object(answer)
+                if result.get("status") != "running" or time.monotonic() >= deadline:
                     break
     except httpx.HTTPError as exc:
         fail(f"no gateway answers at {base} ({exc.__class__.__name__}); is the cluster up?")
@@ -207,9 +211,25 @@ def submit(
 
 def _detail(response: httpx.Response) -> str:
     try:
-        return json.dumps(response.json().get("detail"))
+        body = response.json()
     except ValueError:
-        return response.text[:200]
+        return response.text[:200] or "(empty body)"
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    return json.dumps(detail)[:300]
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    """The body as a JSON object, or a one-line failure naming what came instead."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        fail(
+            f"gateway answered {response.status_code} with a body that is not a JSON object: "
+            f"{response.text[:200]!r}"
+        )
+    return body
 
 
 @app.command()
