@@ -21,6 +21,7 @@ from deploy import compose
 from deploy.local import (
     ClusterError,
     ClusterState,
+    api_key_header,
     cluster_status,
     start_local_cluster,
     stop_local_cluster,
@@ -118,7 +119,7 @@ def status(
 ) -> None:
     """Every service instance with its name and pid, and the depth of each queue."""
     settings = settings_or_fail()
-    report = cluster_status(settings.run_dir)
+    report = cluster_status(settings.run_dir, api_key_header(settings))
     if report is None:
         if compose.docker_engine_available():
             try:
@@ -182,7 +183,7 @@ def submit(
     """Submit a batch through the gateway and print its result."""
     settings = settings_or_fail()
     base = url or f"http://{settings.gateway_host}:{settings.gateway_port}"
-    headers = {"X-API-Key": settings.api_key.get_secret_value()} if settings.api_key else {}
+    headers = api_key_header(settings)
     body = {"kind": kind.value, "count": count, "params": {"n": n, "io_ms": io_ms}}
     try:
         with httpx.Client(base_url=base, timeout=wait + 30, headers=headers) as client:

@@ -185,7 +185,7 @@ def start_local_cluster(
         for index in range(1, workers + 1):
             spawn(f"worker-{index}", "worker", metrics_port=metrics_port_for(settings))
         spawn("gateway", "gateway", metrics_port=settings.gateway_port)
-        wait_healthy(state, timeout_s=wait_s)
+        wait_healthy(state, timeout_s=wait_s, headers=api_key_header(settings))
     except BaseException:
         stop_local_cluster(run_dir, timeout_s=5)
         raise
@@ -224,12 +224,19 @@ def restart_member(settings: Settings, name: str, *, python: str = sys.executabl
     )
 
 
-def wait_healthy(state: ClusterState, *, timeout_s: float) -> None:
+def api_key_header(settings: Settings) -> dict[str, str]:
+    """What the gateway's guarded endpoints (writes, /instances) need when a key is set."""
+    return {"X-API-Key": settings.api_key.get_secret_value()} if settings.api_key else {}
+
+
+def wait_healthy(
+    state: ClusterState, *, timeout_s: float, headers: dict[str, str] | None = None
+) -> None:
     """Ready means: gateway /readyz answers 200 and every member sends heartbeats."""
     expected = {m.name for m in state.members}
     deadline = time.monotonic() + timeout_s
     seen: set[str] = set()
-    with httpx.Client(base_url=state.gateway_url, timeout=2.0) as client:
+    with httpx.Client(base_url=state.gateway_url, timeout=2.0, headers=headers) as client:
         while time.monotonic() < deadline:
             for member in state.members:
                 if not member.alive:
@@ -268,7 +275,7 @@ def stop_local_cluster(run_dir: Path, *, timeout_s: float = 30.0) -> list[str]:
     return stopped
 
 
-def cluster_status(run_dir: Path) -> dict[str, Any] | None:
+def cluster_status(run_dir: Path, headers: dict[str, str] | None = None) -> dict[str, Any] | None:
     """Every member with its pid and liveness, the live heartbeats and the queue depths."""
     state = ClusterState.load(run_dir.resolve())
     if state is None:
@@ -283,7 +290,9 @@ def cluster_status(run_dir: Path) -> dict[str, Any] | None:
         "queues": {},
     }
     try:
-        data = httpx.get(f"{state.gateway_url}/instances", timeout=3).json()
+        answer = httpx.get(f"{state.gateway_url}/instances", timeout=3, headers=headers)
+        answer.raise_for_status()
+        data = answer.json()
         report["instances"] = data["instances"]
         report["queues"] = data["queues"]
     except (httpx.HTTPError, ValueError, KeyError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import time
 import uuid
 from collections import OrderedDict
@@ -253,8 +254,13 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     def require_api_key(x_api_key: Annotated[str | None, Header()] = None) -> None:
+        """Constant-time, so the answer's timing says nothing about how much of a guess
+        matched."""
         expected = settings.api_key
-        if expected is not None and x_api_key != expected.get_secret_value():
+        if expected is None:
+            return
+        given = (x_api_key or "").encode()
+        if not hmac.compare_digest(given, expected.get_secret_value().encode()):
             raise HTTPException(401, "missing or wrong X-API-Key header")
 
     @app.exception_handler(Unavailable)
@@ -323,7 +329,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
             status_code=200 if ready else 503,
         )
 
-    @app.get("/instances")
+    @app.get("/instances", dependencies=[Depends(require_api_key)], responses={401: {}})
     async def instances(gateway: Annotated[Gateway, Depends(get_gateway)]) -> dict[str, Any]:
         return {
             "instances": await read_instances(gateway.redis, gateway.names),
@@ -334,7 +340,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     async def prometheus_metrics() -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/api/overview")
+    @app.get("/api/overview", dependencies=[Depends(require_api_key)], responses={401: {}})
     async def overview(gateway: Annotated[Gateway, Depends(get_gateway)]) -> dict[str, Any]:
         """Everything the dashboard draws: heartbeats, queue depths, batches in flight."""
         return await build_overview(

@@ -102,7 +102,16 @@ async def test_api_key_guards_writes_when_configured(settings: Settings) -> None
         assert wrong.status_code == 401
         right = await client.post("/batches", json=body, headers={"X-API-Key": "sekrit"})
         assert right.status_code == 202
-        assert (await client.get("/healthz")).status_code == 200
+        for path in ("/healthz", "/readyz", "/metrics", f"/batches/{right.json()['batch_id']}"):
+            assert (await client.get(path)).status_code == 200, path
+        for path in ("/instances", "/api/overview"):
+            assert (await client.get(path)).status_code == 401, path
+            assert (await client.get(path, headers={"X-API-Key": "sekri"})).status_code == 401
+            assert (await client.get(path, headers={"X-API-Key": "sekrit"})).status_code == 200
+        non_ascii = await client.post(
+            "/batches", json=body, headers={"X-API-Key": "sékrit".encode("latin-1")}
+        )
+        assert non_ascii.status_code == 401
 
 
 async def test_backlog_limit_answers_503_with_retry_after(settings: Settings) -> None:
