@@ -36,6 +36,21 @@ BROKER_ERRORS: tuple[type[Exception], ...] = (
 reconnects by itself, and every unacked message is redelivered."""
 
 
+PUBLISH_REFUSED: tuple[type[Exception], ...] = (aiormq.exceptions.DeliveryError, TimeoutError)
+"""What a publish raises while the channel stays open: the broker nacked it, returned it as
+unroutable (``PublishError``, a ``DeliveryError``), or did not confirm it within
+``COORD_PUBLISH_TIMEOUT_S`` (a memory or disk alarm blocks publishers)."""
+
+
+async def open_publishing_channel(connection: AbstractRobustConnection) -> AbstractChannel:
+    """A channel whose publishes fail unless the broker routed and confirmed them.
+
+    aio-pika's default ``on_return_raises=False`` resolves a returned (unroutable) message
+    as if it were confirmed, which would make ``mandatory=True`` meaningless.
+    """
+    return await connection.channel(publisher_confirms=True, on_return_raises=True)
+
+
 def from_lost_channel(message: AbstractIncomingMessage) -> bool:
     """True for a message whose channel has closed: the broker redelivers it, and it can
     no longer be acked, so working on it is wasted."""
@@ -104,10 +119,11 @@ def make_message(
 
 
 async def publish_confirmed(
-    exchange: AbstractExchange, routing_key: str, message: aio_pika.Message
+    exchange: AbstractExchange, routing_key: str, message: aio_pika.Message, *, timeout_s: float
 ) -> None:
-    """Publish and wait for the broker's confirm; raises if it is not confirmed."""
-    await exchange.publish(message, routing_key=routing_key, mandatory=True)
+    """Publish and wait for the broker's confirm; raises if it is not routed to a queue and
+    confirmed within ``timeout_s`` (on a channel from :func:`open_publishing_channel`)."""
+    await exchange.publish(message, routing_key=routing_key, mandatory=True, timeout=timeout_s)
 
 
 async def publish_many_confirmed(
@@ -115,6 +131,7 @@ async def publish_many_confirmed(
     items: Iterable[tuple[str, aio_pika.Message]],
     *,
     window: int,
+    timeout_s: float,
 ) -> int:
     """Publish many messages with up to ``window`` confirms in flight at once.
 
@@ -144,7 +161,9 @@ async def publish_many_confirmed(
             if failure is not None:
                 slots.release()
                 break
-            task = asyncio.ensure_future(publish_confirmed(exchange, routing_key, message))
+            task = asyncio.ensure_future(
+                publish_confirmed(exchange, routing_key, message, timeout_s=timeout_s)
+            )
             in_flight.add(task)
             task.add_done_callback(settle)
         if in_flight:

@@ -62,6 +62,14 @@ class Settings(BaseSettings):
         default=512, ge=1, le=100_000, description="Publishes awaiting their confirm at once."
     )
     max_wait_s: float = Field(default=60.0, ge=0, le=600)
+    publish_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="How long a publish waits for the broker's confirm before it counts as "
+        "failed: the gateway answers 503, a worker leaves the job to redelivery. Bounds the "
+        "wait under a broker memory or disk alarm, which blocks publishers.",
+    )
 
     worker_mode: WorkerMode = WorkerMode.PROCESSES
     pool_size: int = Field(default=0, ge=0, le=256, description="0 means one per core.")

@@ -44,7 +44,12 @@ from shared.jobs import BatchRequest
 from shared.lifecycle import Heartbeat, read_instances
 from shared.logging import job_context
 from shared.looplag import LoopLagMonitor
-from shared.messaging import PublishFailed, connect_amqp, declare_topology
+from shared.messaging import (
+    PublishFailed,
+    connect_amqp,
+    declare_topology,
+    open_publishing_channel,
+)
 from shared.metrics import Metrics
 from shared.redis_client import connect_redis
 from shared.settings import Settings
@@ -95,7 +100,7 @@ class Gateway:
         self.redis = await connect_redis(self.settings)
         self.connection = await connect_amqp(self.settings)
         try:
-            self.channel = await self.connection.channel(publisher_confirms=True)
+            self.channel = await open_publishing_channel(self.connection)
             await declare_topology(self.channel, self.names)
             self.exchange = self.channel.default_exchange
             self.backlog = BacklogMonitor(self.connection, self.names)
@@ -174,6 +179,7 @@ class Gateway:
                     request,
                     trace_id=trace_id,
                     window=self.settings.publish_window,
+                    timeout_s=self.settings.publish_timeout_s,
                 )
             except PublishFailed as exc:
                 log.error("batch_publish_failed", confirmed=exc.confirmed, error=repr(exc.cause))

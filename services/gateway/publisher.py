@@ -44,8 +44,12 @@ async def publish_batch(
     *,
     trace_id: str,
     window: int,
+    timeout_s: float,
 ) -> int:
     """Publish every job of the batch; returns only when all are confirmed (or raises)."""
     return await publish_many_confirmed(
-        exchange, job_messages(names, batch_id, request, trace_id), window=window
+        exchange,
+        job_messages(names, batch_id, request, trace_id),
+        window=window,
+        timeout_s=timeout_s,
     )

@@ -11,7 +11,7 @@ from services.worker.steps import JobSteps
 from shared.lifecycle import Heartbeat, stop_on_signals
 from shared.logging import configure_logging
 from shared.looplag import LoopLagMonitor
-from shared.messaging import connect_amqp, declare_topology
+from shared.messaging import connect_amqp, declare_topology, open_publishing_channel
 from shared.metrics import Metrics
 from shared.redis_client import connect_redis
 from shared.runtime import run_service
@@ -32,7 +32,7 @@ async def main(settings: Settings) -> None:
     redis = await connect_redis(settings)
     connection = await connect_amqp(settings)
     try:
-        channel = await connection.channel()
+        channel = await open_publishing_channel(connection)
         await channel.set_qos(prefetch_count=settings.effective_prefetch)
         queues = await declare_topology(channel, settings.names)
         steps = JobSteps(redis, settings.names, cpu, fail_n=settings.chaos_fail_n)

@@ -20,13 +20,20 @@ from services.worker.steps import JobSteps
 from shared.jobs import InvalidMessage, Job, Result, decode_job
 from shared.lifecycle import raise_if_cancelling
 from shared.logging import context_headers, job_context
-from shared.messaging import BROKER_ERRORS, from_lost_channel, make_message, publish_confirmed
+from shared.messaging import (
+    BROKER_ERRORS,
+    PUBLISH_REFUSED,
+    from_lost_channel,
+    make_message,
+    publish_confirmed,
+)
 from shared.metrics import Metrics
 from shared.settings import Settings
 
 log = structlog.get_logger()
 
 MAX_DEFER_S = 5.0
+REFUSED_PAUSE_S = 0.5
 
 
 class JobConsumer:
@@ -60,6 +67,7 @@ class JobConsumer:
         self.dead_lettered = 0
         self.abandoned = 0
         self.deferred = 0
+        self.publish_refused = 0
 
     @property
     def exchange(self) -> AbstractExchange:
@@ -92,6 +100,9 @@ class JobConsumer:
                     self.abandoned += 1
                     continue
                 await self.handle(message)
+            except PUBLISH_REFUSED as exc:
+                raise_if_cancelling(exc)
+                await self.give_back(message, exc)
             except BROKER_ERRORS as exc:
                 raise_if_cancelling(exc)
                 self.abandoned += 1
@@ -104,6 +115,20 @@ class JobConsumer:
             finally:
                 self.in_flight -= 1
                 self.inbox.task_done()
+
+    async def give_back(self, message: AbstractIncomingMessage, exc: BaseException) -> None:
+        """The broker refused a publish (nack, unroutable) or did not confirm it in time,
+        but the channel is open: the job is requeued explicitly, or it would hold a
+        prefetch slot until the channel closes. The pause keeps a broker that refuses
+        every publish from turning redeliveries into a busy loop."""
+        self.publish_refused += 1
+        log.warning("publish_refused", error=repr(exc), requeued=True)
+        await asyncio.sleep(REFUSED_PAUSE_S)
+        try:
+            await message.nack(requeue=True)
+        except BROKER_ERRORS as nack_exc:
+            raise_if_cancelling(nack_exc)
+            log.warning("nack_failed", error=repr(nack_exc))
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
         with job_context(**context_headers(message.headers)):
@@ -184,6 +209,7 @@ class JobConsumer:
                 message_id=job.job_id,
                 expiration_s=delay_s if delay_s > 0 else None,
             ),
+            timeout_s=self.settings.publish_timeout_s,
         )
         await message.ack()
 
@@ -218,6 +244,7 @@ class JobConsumer:
                 headers={"job_id": job.job_id, "batch_id": job.batch_id, "trace_id": job.trace_id},
                 message_id=job.job_id,
             ),
+            timeout_s=self.settings.publish_timeout_s,
         )
 
     async def drain(self, deadline_s: float) -> bool:
@@ -241,4 +268,5 @@ class JobConsumer:
             "pools_replaced": self.cpu.pools_replaced,
             "abandoned": self.abandoned,
             "deferred": self.deferred,
+            "publish_refused": self.publish_refused,
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractRobustConnection
 from redis.asyncio import Redis
 
 from services.aggregator.consumer import ResultConsumer

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
+from aio_pika.abc import AbstractRobustConnection
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
@@ -138,3 +139,14 @@ async def test_a_done_batch_is_read_from_redis_once(
     assert first["status"] == "done"
     await redis.delete(settings.names.batch(batch_id))
     assert (await client.get(f"/batches/{batch_id}")).json() == first
+
+
+async def test_an_unroutable_batch_answers_503(
+    client: httpx.AsyncClient, settings: Settings, amqp: AbstractRobustConnection, redis: Redis
+) -> None:
+    """No jobs queue: the broker returns every job, so nothing may be promised with a 202."""
+    async with amqp.channel() as channel:
+        await channel.queue_delete(settings.names.jobs_queue)
+    answer = await client.post("/batches", json={"kind": "io", "count": 3})
+    assert answer.status_code == 503, answer.text
+    assert "did not confirm" in answer.json()["detail"]

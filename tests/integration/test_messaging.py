@@ -21,7 +21,9 @@ async def test_many_confirmed_publishes_all_arrive(
         (settings.names.jobs_queue, make_message(str(i).encode(), message_id=str(i)))
         for i in range(500)
     )
-    confirmed = await publish_many_confirmed(channel.default_exchange, messages, window=64)
+    confirmed = await publish_many_confirmed(
+        channel.default_exchange, messages, window=64, timeout_s=30
+    )
     assert confirmed == 500
     await asyncio.sleep(0.2)
     assert (await queue_depths(amqp, settings.names))[settings.names.jobs_queue] == 500
