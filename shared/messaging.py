@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
@@ -55,6 +56,14 @@ def from_lost_channel(message: AbstractIncomingMessage) -> bool:
     """True for a message whose channel has closed: the broker redelivers it, and it can
     no longer be acked, so working on it is wasted."""
     return bool(message.channel.is_closed)
+
+
+@dataclass
+class PublishProgress:
+    """How many messages of a run of publishes the broker has confirmed so far; readable
+    by the caller even when the run was cancelled part-way."""
+
+    confirmed: int = 0
 
 
 class PublishFailed(Exception):
@@ -132,20 +141,22 @@ async def publish_many_confirmed(
     *,
     window: int,
     timeout_s: float,
+    progress: PublishProgress | None = None,
 ) -> int:
     """Publish many messages with up to ``window`` confirms in flight at once.
 
     Returns how many were confirmed. On the first failure it stops publishing, waits for
     what is in flight and raises :class:`PublishFailed` with the confirmed count, which
-    never includes an unconfirmed message.
+    never includes an unconfirmed message. ``progress``, when given, holds the same count
+    as it grows, so a caller that is cancelled still knows it.
     """
     slots = asyncio.Semaphore(window)
     in_flight: set[asyncio.Task[None]] = set()
-    confirmed = 0
+    progress = progress if progress is not None else PublishProgress()
     failure: BaseException | None = None
 
     def settle(task: asyncio.Task[None]) -> None:
-        nonlocal confirmed, failure
+        nonlocal failure
         in_flight.discard(task)
         slots.release()
         if task.cancelled():
@@ -153,7 +164,7 @@ async def publish_many_confirmed(
         elif task.exception() is not None:
             failure = failure or task.exception()
         else:
-            confirmed += 1
+            progress.confirmed += 1
 
     try:
         for routing_key, message in items:
@@ -173,8 +184,8 @@ async def publish_many_confirmed(
             task.cancel()
         raise
     if failure is not None:
-        raise PublishFailed(confirmed, failure) from failure
-    return confirmed
+        raise PublishFailed(progress.confirmed, failure) from failure
+    return progress.confirmed
 
 
 async def queue_depths(connection: AbstractRobustConnection, names: Names) -> dict[str, int]:

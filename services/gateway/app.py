@@ -46,6 +46,7 @@ from shared.logging import job_context
 from shared.looplag import LoopLagMonitor
 from shared.messaging import (
     PublishFailed,
+    PublishProgress,
     connect_amqp,
     declare_topology,
     open_publishing_channel,
@@ -60,6 +61,7 @@ FINISHED_CACHE_SIZE = 1024
 """Done batches whose status each gateway keeps in memory."""
 
 RETRY_AFTER_S = 2
+ABORT_TIMEOUT_S = 5.0
 STATIC_DIR = FilePath(__file__).parent / "static"
 BATCH_ID = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="id from POST /batches")]
 
@@ -162,16 +164,17 @@ class Gateway:
             # Logged before publishing, so a batch's lines start with the gateway's.
             log.info("batch_received", kind=request.kind.value, count=request.count)
             started = time.perf_counter()
-            await create_batch(
-                self.redis,
-                self.names,
-                batch_id=batch_id,
-                kind=request.kind,
-                expected=request.count,
-                params=request.params,
-                ttl_s=self.settings.batch_ttl_s,
-            )
+            progress = PublishProgress()
             try:
+                await create_batch(
+                    self.redis,
+                    self.names,
+                    batch_id=batch_id,
+                    kind=request.kind,
+                    expected=request.count,
+                    params=request.params,
+                    ttl_s=self.settings.batch_ttl_s,
+                )
                 await publish_batch(
                     self.exchange,
                     self.names,
@@ -180,12 +183,18 @@ class Gateway:
                     trace_id=trace_id,
                     window=self.settings.publish_window,
                     timeout_s=self.settings.publish_timeout_s,
+                    progress=progress,
                 )
-            except PublishFailed as exc:
-                log.error("batch_publish_failed", confirmed=exc.confirmed, error=repr(exc.cause))
-                with contextlib.suppress(RedisError):
-                    await abort_batch(self.redis, self.names, batch_id, confirmed=exc.confirmed)
-                raise Unavailable("message broker did not confirm the batch") from exc
+            except BaseException as exc:
+                # Cancelled (a client gone, uvicorn's shutdown deadline), a broker failure
+                # or Redis away: whatever was published must not leave a batch `running`
+                # forever, so it is marked aborted, shielded from a second cancellation.
+                cause = exc.cause if isinstance(exc, PublishFailed) else exc
+                log.error("batch_publish_failed", confirmed=progress.confirmed, error=repr(cause))
+                await asyncio.shield(self.abort_unfinished(batch_id, progress.confirmed))
+                if isinstance(exc, PublishFailed):
+                    raise Unavailable("message broker did not confirm the batch") from exc
+                raise
             publish_ms = round((time.perf_counter() - started) * 1000, 3)
             self.accepted_batches += 1
             self.accepted_jobs += request.count
@@ -207,6 +216,19 @@ class Gateway:
             trace_id=trace_id,
             publish_ms=publish_ms,
         )
+
+    async def abort_unfinished(self, batch_id: str, confirmed: int) -> None:
+        """Mark the batch aborted with the jobs confirmed so far; a failure is logged, since
+        the batch then stays ``running`` until its TTL and someone should know why."""
+        try:
+            await asyncio.wait_for(
+                abort_batch(self.redis, self.names, batch_id, confirmed=confirmed),
+                timeout=ABORT_TIMEOUT_S,
+            )
+        except (RedisError, TimeoutError) as exc:
+            log.error("batch_abort_failed", confirmed=confirmed, error=repr(exc))
+        else:
+            log.warning("batch_aborted", confirmed=confirmed)
 
     async def status(self, batch_id: str, wait_s: float) -> BatchStatus | None:
         """The batch's state; with ``wait_s`` it returns as soon as the batch is done."""
