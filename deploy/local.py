@@ -22,11 +22,13 @@ import httpx
 from pydantic import SecretStr
 
 from deploy.servers import (
+    ProcessIdentity,
     ServerProcess,
     ServerUnavailable,
     free_port,
     host_port,
     is_listening,
+    kill_orphans,
     pid_alive,
     start_private_rabbitmq,
     start_private_redis,
@@ -49,10 +51,25 @@ class Member:
     pid: int
     log: str
     metrics_port: int = 0
+    started: float = 0.0
+    command: list[str] = field(default_factory=list)
+
+    @property
+    def identity(self) -> ProcessIdentity | None:
+        """None for a state file written before identities were recorded."""
+        return ProcessIdentity(self.started, tuple(self.command)) if self.started else None
 
     @property
     def alive(self) -> bool:
-        return pid_alive(self.pid)
+        """Running, and still the process we started: a reused pid is not ours."""
+        if self.identity is not None:
+            return self.identity.matches(self.pid)
+        current = ProcessIdentity.of(self.pid)
+        return (
+            current is not None
+            and f"services.{self.service}" in current.command
+            and pid_alive(self.pid)
+        )
 
 
 @dataclass
@@ -106,8 +123,15 @@ class ClusterState:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        identity = ProcessIdentity.of(process.pid)
         member = Member(
-            name=name, service=service, pid=process.pid, log=str(log), metrics_port=metrics_port
+            name=name,
+            service=service,
+            pid=process.pid,
+            log=str(log),
+            metrics_port=metrics_port,
+            started=identity.started if identity else 0.0,
+            command=list(identity.command) if identity else [],
         )
         self.members.append(member)
         self.save()
@@ -266,11 +290,16 @@ def stop_local_cluster(run_dir: Path, *, timeout_s: float = 30.0) -> list[str]:
     stopped: list[str] = []
     for service in STOP_ORDER:
         for member in (m for m in state.members if m.service == service):
-            stop_process_group(member.pid, timeout_s=timeout_s)
-            stopped.append(member.name)
+            # Only a process that is still the one we started gets a signal.
+            if member.alive:
+                stop_process_group(member.pid, timeout_s=timeout_s, expected=member.identity)
+                stopped.append(member.name)
+            elif member.identity is not None and kill_orphans(member.identity, member.pid):
+                stopped.append(f"{member.name} (leftover processes)")
     for server in reversed(state.servers):
-        stop_process_group(server.pid, timeout_s=timeout_s)
-        stopped.append(server.name)
+        if server.alive:
+            stop_process_group(server.pid, timeout_s=timeout_s, expected=server.identity)
+            stopped.append(server.name)
     (run_dir / STATE_FILE).unlink(missing_ok=True)
     return stopped
 
@@ -285,7 +314,7 @@ def cluster_status(run_dir: Path, headers: dict[str, str] | None = None) -> dict
         "gateway_url": state.gateway_url,
         "mode": state.mode,
         "members": [{**asdict(m), "alive": m.alive} for m in state.members],
-        "servers": [{**s.to_dict(), "alive": pid_alive(s.pid)} for s in state.servers],
+        "servers": [{**s.to_dict(), "alive": s.alive} for s in state.servers],
         "instances": [],
         "queues": {},
     }
