@@ -22,7 +22,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
-from shared.names import Names
+from shared.names import RETRY_DELAYS_MS, Names
 from shared.retry import with_retries
 from shared.settings import Settings
 
@@ -102,12 +102,18 @@ async def declare_topology(channel: AbstractChannel, names: Names) -> dict[str, 
     results = await channel.declare_queue(
         names.results_queue, durable=True, arguments=dead_lettered
     )
-    retry = await channel.declare_queue(
-        names.retry_queue,
-        durable=True,
-        arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": names.jobs_queue},
-    )
-    return {"jobs": jobs, "results": results, "dead": dead, "retry": retry}
+    declared = {"jobs": jobs, "results": results, "dead": dead}
+    for delay_ms in RETRY_DELAYS_MS:
+        declared[f"retry.{delay_ms}ms"] = await channel.declare_queue(
+            names.delay_queue(delay_ms),
+            durable=True,
+            arguments={
+                "x-message-ttl": delay_ms,
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": names.jobs_queue,
+            },
+        )
+    return declared
 
 
 def make_message(
@@ -197,7 +203,7 @@ async def queue_depths(connection: AbstractRobustConnection, names: Names) -> di
     depths: dict[str, int] = {}
     channel = await connection.channel(publisher_confirms=False)
     try:
-        for name in names.queues:
+        for name in names.all_queues:
             if channel.is_closed:
                 channel = await connection.channel(publisher_confirms=False)
             try:
@@ -208,4 +214,12 @@ async def queue_depths(connection: AbstractRobustConnection, names: Names) -> di
     finally:
         if not channel.is_closed:
             await channel.close()
+    return summed_delay_queues(names, depths)
+
+
+def summed_delay_queues(names: Names, depths: dict[str, int]) -> dict[str, int]:
+    """One ``retry`` figure for all the delay queues (and a leftover pre-tier retry queue)."""
+    delayed = [depths.pop(name) for name in names.delay_queues]
+    present = [d for d in (*delayed, depths[names.retry_queue]) if d >= 0]
+    depths[names.retry_queue] = sum(present) if present else -1
     return depths

@@ -76,7 +76,19 @@ class Settings(BaseSettings):
     runners: int = Field(default=64, ge=1, le=10_000)
     prefetch: int = Field(default=0, ge=0, le=65_535, description="0 means twice the runners.")
     max_attempts: int = Field(default=3, ge=1, le=20)
-    retry_backoff_s: float = Field(default=0.2, ge=0, le=60)
+    retry_backoff_s: float = Field(
+        default=0.2,
+        gt=0,
+        le=60,
+        description="First retry's delay, doubled per attempt; rounded down to one of the "
+        "fixed delay queues (0.1 s to 60 s). 0 is refused: it used to park retries forever.",
+    )
+    retry_max_delay_s: float = Field(
+        default=30.0,
+        ge=0.1,
+        le=60,
+        description="Cap of a retry's or deferral's delay; 60 s, the longest delay queue, at most.",
+    )
     drain_timeout_s: float = Field(default=20.0, ge=0, le=600)
     chaos_fail_n: int = Field(
         default=0,

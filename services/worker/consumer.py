@@ -28,12 +28,21 @@ from shared.messaging import (
     publish_confirmed,
 )
 from shared.metrics import Metrics
+from shared.names import retry_delay_ms
 from shared.settings import Settings
 
 log = structlog.get_logger()
 
 MAX_DEFER_S = 5.0
 REFUSED_PAUSE_S = 0.5
+
+
+def backoff_s(settings: Settings, exponent: int, cap_s: float = float("inf")) -> float:
+    """``retry_backoff_s`` doubled ``exponent`` times, capped by ``retry_max_delay_s`` (and
+    ``cap_s``), as one of the fixed delays: 20 attempts once meant a 14.6-hour wait."""
+    wanted = settings.retry_backoff_s * 2 ** min(exponent, 16)
+    capped = min(wanted, cap_s, settings.retry_max_delay_s)
+    return retry_delay_ms(capped) / 1000
 
 
 class JobConsumer:
@@ -177,13 +186,13 @@ class JobConsumer:
         """
         if isinstance(exc, RedisError):
             job.deferrals += 1
-            delay_s = min(self.settings.retry_backoff_s * 2 ** min(job.deferrals, 10), MAX_DEFER_S)
+            delay_s = backoff_s(self.settings, job.deferrals, cap_s=MAX_DEFER_S)
             await self.requeue_later(job, message, delay_s)
             self.deferred += 1
             log.warning("job_deferred", error=repr(exc), deferrals=job.deferrals, delay_s=delay_s)
             return
         if job.attempt < self.settings.max_attempts:
-            delay_s = self.settings.retry_backoff_s * 2 ** (job.attempt - 1)
+            delay_s = backoff_s(self.settings, job.attempt - 1)
             job.attempt += 1
             await self.requeue_later(job, message, delay_s)
             self.retried += 1
@@ -199,16 +208,12 @@ class JobConsumer:
     async def requeue_later(
         self, job: Job, message: AbstractIncomingMessage, delay_s: float
     ) -> None:
-        """Through the retry queue, whose expired messages go back to the jobs queue."""
+        """Through the delay queue of ``delay_s``, whose expired messages go back to the
+        jobs queue."""
         await publish_confirmed(
             self.exchange,
-            self.names.retry_queue,
-            make_message(
-                job.encode(),
-                headers=message.headers,
-                message_id=job.job_id,
-                expiration_s=delay_s if delay_s > 0 else None,
-            ),
+            self.names.delay_queue(retry_delay_ms(delay_s)),
+            make_message(job.encode(), headers=message.headers, message_id=job.job_id),
             timeout_s=self.settings.publish_timeout_s,
         )
         await message.ack()
