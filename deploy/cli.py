@@ -5,11 +5,14 @@ Errors a person can act on are printed as one line and exit 1; no traceback.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import httpx
 import typer
@@ -43,6 +46,7 @@ app = typer.Typer(
 )
 console = Console()
 errors = Console(stderr=True)
+T = TypeVar("T")
 
 
 def fail(message: str) -> NoReturn:
@@ -293,6 +297,86 @@ def _compose_logs(log_filter: LogFilter, follow: bool) -> None:
     records = (parse_line(line) for line in process.stdout)
     matching = (r for r in records if r is not None and log_filter.matches(r))
     print_records(matching if follow else sorted(matching, key=lambda r: r["timestamp"]), console)
+
+
+dead_app = typer.Typer(
+    help="The dead-letter queue: list, requeue or purge what could not be processed.",
+    no_args_is_help=True,
+)
+app.add_typer(dead_app, name="dead")
+
+
+def _dead(operation: Coroutine[Any, Any, T]) -> T:
+    from deploy.dead import DeadLetterError
+
+    for library in ("aiormq", "aio_pika"):  # their connect errors would add a second line
+        logging.getLogger(library).setLevel(logging.CRITICAL)
+    try:
+        return asyncio.run(operation)
+    except DeadLetterError as exc:
+        fail(str(exc))
+
+
+@dead_app.command("list")
+def dead_list(
+    limit: Annotated[int, typer.Option(min=0, max=1000, help="letters shown, oldest first")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """The oldest dead letters with why and where they died; they stay in the queue."""
+    from deploy.dead import list_dead
+
+    settings = settings_or_fail()
+    total, letters = _dead(list_dead(settings, limit))
+    if as_json:
+        print(json.dumps({"total": total, "letters": [d.to_dict() for d in letters]}, indent=2))
+        return
+    table = Table(title=f"{settings.names.dead_queue}: {total} dead letters, {len(letters)} shown")
+    for column in ("reason", "died in", "deaths", "died at", "headers", "bytes", "body"):
+        table.add_column(column, overflow="fold")
+    for letter in letters:
+        table.add_row(
+            letter.reason,
+            letter.origin,
+            str(letter.deaths),
+            letter.died_at,
+            " ".join(f"{k}={v}" for k, v in letter.headers.items()),
+            str(letter.size),
+            letter.preview,
+        )
+    console.print(table)
+
+
+@dead_app.command("requeue")
+def dead_requeue(
+    limit: Annotated[int, typer.Option(min=1, max=1_000_000, help="letters moved")] = 1000,
+) -> None:
+    """Publish dead letters back to the queue each died in (a job gets its attempts back)."""
+    from deploy.dead import requeue_dead
+
+    moved = _dead(requeue_dead(settings_or_fail(), limit))
+    summary = ", ".join(f"{count} to {queue}" for queue, count in moved.items())
+    console.print(
+        f"requeued {sum(moved.values())} dead letters" + (f": {summary}" if moved else "")
+    )
+
+
+@dead_app.command("purge")
+def dead_purge(
+    recreate: Annotated[
+        bool, typer.Option(help="delete and declare the queue again with the configured bounds")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False,
+) -> None:
+    """Drop every dead letter."""
+    from deploy.dead import purge_dead
+
+    settings = settings_or_fail()
+    if not yes and not typer.confirm(f"drop every letter in {settings.names.dead_queue}?"):
+        fail("nothing purged")
+    dropped = _dead(purge_dead(settings, recreate=recreate))
+    console.print(
+        f"purged {dropped} dead letters" + (" and recreated the queue" if recreate else "")
+    )
 
 
 def main() -> None:

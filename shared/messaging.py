@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aio_pika
 import aiormq
+import structlog
 from aio_pika.abc import (
     AbstractChannel,
+    AbstractConnection,
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
@@ -27,6 +29,7 @@ from shared.retry import with_retries
 from shared.settings import Settings
 
 PERSISTENT = aio_pika.DeliveryMode.PERSISTENT
+log = structlog.get_logger()
 
 BROKER_ERRORS: tuple[type[Exception], ...] = (
     aiormq.exceptions.AMQPError,
@@ -43,7 +46,7 @@ unroutable (``PublishError``, a ``DeliveryError``), or did not confirm it within
 ``COORD_PUBLISH_TIMEOUT_S`` (a memory or disk alarm blocks publishers)."""
 
 
-async def open_publishing_channel(connection: AbstractRobustConnection) -> AbstractChannel:
+async def open_publishing_channel(connection: AbstractConnection) -> AbstractChannel:
     """A channel whose publishes fail unless the broker routed and confirmed them.
 
     aio-pika's default ``on_return_raises=False`` resolves a returned (unroutable) message
@@ -87,12 +90,73 @@ async def connect_amqp(settings: Settings, *, attempts: int = 30) -> AbstractRob
     )
 
 
-async def declare_topology(channel: AbstractChannel, names: Names) -> dict[str, AbstractQueue]:
+@dataclass(frozen=True)
+class DeadQueuePolicy:
+    """The bounds of the dead-letter queue, which nothing consumes on its own: the newest
+    ``max_length`` letters, each for at most ``ttl_s``; the oldest are dropped first.
+
+    ``passive`` means the queue exists with other arguments (declared by an earlier
+    version, or with other bounds): it is used as it is, since re-declaring it would fail
+    with PRECONDITION_FAILED and deleting it would lose its letters.
+    """
+
+    max_length: int = 100_000
+    ttl_s: int = 7 * 86_400
+    passive: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DeadQueuePolicy:
+        return cls(max_length=settings.dead_max_length, ttl_s=settings.dead_ttl_s)
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        return {
+            "x-max-length": self.max_length,
+            "x-overflow": "drop-head",
+            "x-message-ttl": self.ttl_s * 1000,
+        }
+
+
+async def settle_dead_queue(
+    connection: AbstractRobustConnection, settings: Settings
+) -> DeadQueuePolicy:
+    """Declare the bounded dead-letter queue on a channel of its own; when it already exists
+    with other arguments, say so in one line and use it as it is (``passive``)."""
+    policy = DeadQueuePolicy.from_settings(settings)
+    channel = await connection.channel(publisher_confirms=False)
+    try:
+        await channel.declare_queue(
+            settings.names.dead_queue, durable=True, arguments=policy.arguments
+        )
+    except aio_pika.exceptions.ChannelPreconditionFailed as exc:
+        log.warning(
+            "dead_queue_arguments_differ",
+            queue=settings.names.dead_queue,
+            wanted=policy.arguments,
+            error=str(exc),
+            fix="cluster dead purge --recreate",
+        )
+        return replace(policy, passive=True)
+    finally:
+        if not channel.is_closed:
+            await channel.close()
+    return policy
+
+
+async def declare_topology(
+    channel: AbstractChannel, names: Names, dead_policy: DeadQueuePolicy | None = None
+) -> dict[str, AbstractQueue]:
     """Declare every exchange and queue of the namespace (idempotent)."""
+    dead_policy = dead_policy or DeadQueuePolicy()
     dlx = await channel.declare_exchange(
         names.dead_exchange, aio_pika.ExchangeType.DIRECT, durable=True
     )
-    dead = await channel.declare_queue(names.dead_queue, durable=True)
+    if dead_policy.passive:
+        dead = await channel.declare_queue(names.dead_queue, passive=True)
+    else:
+        dead = await channel.declare_queue(
+            names.dead_queue, durable=True, arguments=dead_policy.arguments
+        )
     await dead.bind(dlx, routing_key=names.dead_queue)
     dead_lettered: dict[str, Any] = {
         "x-dead-letter-exchange": names.dead_exchange,

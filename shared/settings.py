@@ -97,6 +97,20 @@ class Settings(BaseSettings):
         "equals this raise, exercising retries and dead-lettering. 0 (the default) is off.",
     )
 
+    dead_max_length: int = Field(
+        default=100_000,
+        ge=1,
+        le=10_000_000,
+        description="Dead letters kept in the dead-letter queue; beyond it the oldest are "
+        "dropped (x-max-length, overflow drop-head).",
+    )
+    dead_ttl_s: int = Field(
+        default=7 * 86_400,
+        ge=60,
+        le=365 * 86_400,
+        description="How long a dead letter is kept (x-message-ttl) for `cluster dead`.",
+    )
+
     aggregator_batch: int = Field(default=500, ge=1, le=10_000)
     aggregator_prefetch: int = Field(default=2000, ge=1, le=65_535)
     batch_ttl_s: int = Field(default=86_400, ge=60)

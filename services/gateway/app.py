@@ -50,6 +50,7 @@ from shared.messaging import (
     connect_amqp,
     declare_topology,
     open_publishing_channel,
+    settle_dead_queue,
 )
 from shared.metrics import Metrics
 from shared.redis_client import connect_redis
@@ -103,7 +104,8 @@ class Gateway:
         self.connection = await connect_amqp(self.settings)
         try:
             self.channel = await open_publishing_channel(self.connection)
-            await declare_topology(self.channel, self.names)
+            dead_policy = await settle_dead_queue(self.connection, self.settings)
+            await declare_topology(self.channel, self.names, dead_policy)
             self.exchange = self.channel.default_exchange
             self.backlog = BacklogMonitor(self.connection, self.names)
             self.metrics.track_queue_depths(lambda: self.backlog.depths)
