@@ -114,15 +114,18 @@ class ClusterState:
     ) -> Member:
         """Start one service process; ``metrics_port`` is where its /metrics answers (0: off)."""
         log = logs / f"{name}.log"
+        argv = [python, "-m", f"services.{service}"]
         with log.open("ab") as out:
             process = subprocess.Popen(
-                [python, "-m", f"services.{service}"],
+                argv,
                 env={**env, "COORD_INSTANCE": name, "COORD_METRICS_PORT": str(metrics_port)},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        # The command line is the argv given, not /proc's: read right after the fork it
+        # may still show ours, since exec wakes the parent before it sets up the new argv.
         identity = ProcessIdentity.of(process.pid)
         member = Member(
             name=name,
@@ -131,7 +134,7 @@ class ClusterState:
             log=str(log),
             metrics_port=metrics_port,
             started=identity.started if identity else 0.0,
-            command=list(identity.command) if identity else [],
+            command=argv,
         )
         self.members.append(member)
         self.save()

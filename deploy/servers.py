@@ -30,13 +30,18 @@ class ProcessIdentity:
     reboot, a state file's pid may name anything): its start time and command line."""
 
     started: float
+    """Seconds from boot to the process's start: the kernel's own figure, which, unlike
+    psutil's wall-clock ``create_time``, does not move when the system clock is set."""
     command: tuple[str, ...]
 
     @classmethod
     def of(cls, pid: int) -> ProcessIdentity | None:
         try:
             process = psutil.Process(pid)
-            return cls(process.create_time(), tuple(process.cmdline()))
+            # create_time adds the boot time (itself now - uptime, so it shifts with the
+            # clock); taking it off again right away leaves the kernel's start tick.
+            started = process.create_time() - psutil.boot_time()
+            return cls(round(started, 2), tuple(process.cmdline()))
         except psutil.Error:
             return None
 
@@ -52,8 +57,7 @@ class ProcessIdentity:
 
 
 START_TIME_TOLERANCE_S = 0.05
-"""psutil derives a start time from clock ticks since boot: the same process always gets the
-same value, and a different process started in the same tick still differs by its command."""
+"""The start tick is exact (1/100 s); the tolerance only absorbs float rounding."""
 
 
 @dataclass
@@ -234,9 +238,12 @@ def kill_orphans(leader: ProcessIdentity, pid: int) -> int:
     if psutil.pid_exists(pid) and pid_alive(pid):
         return 0
     killed = 0
-    for process in psutil.process_iter(["create_time"]):
+    for process in psutil.process_iter():
         try:
-            if os.getpgid(process.pid) != pid or process.info["create_time"] < leader.started:
+            if os.getpgid(process.pid) != pid:
+                continue
+            identity = ProcessIdentity.of(process.pid)
+            if identity is None or identity.started < leader.started:
                 continue
             process.kill()
             killed += 1
