@@ -19,7 +19,14 @@ import httpx
 
 from deploy.servers import start_private_rabbitmq
 from shared.settings import WorkerMode
-from tests.chaos.conftest import Record, Starter, instance_stats, wait_progress, wait_until
+from tests.chaos.conftest import (
+    Record,
+    Starter,
+    batch_status,
+    instance_stats,
+    wait_progress,
+    wait_until,
+)
 from tests.conftest import ClusterFactory, free_port
 from tests.e2e.conftest import submit, wait_done
 
@@ -55,15 +62,17 @@ def test_memory_alarm_bounds_publishes(
         mode=WorkerMode.BLOCKING,
         amqp_url=f"amqp://guest:guest@127.0.0.1:{port}/",
         publish_timeout_s=PUBLISH_TIMEOUT_S,
+        runners=4,  # about 80 jobs/s: the batch is still running when the alarm is up
     )
     url = cluster.gateway_url
-    count = 600
-    batch_id = submit(url, "io", count, io_ms=20)
+    count = 2000
+    batch_id = submit(url, "io", count, io_ms=50)
     wait_progress(url, batch_id, 20)
 
     private_rabbitmqctl(base, port, "set_vm_memory_high_watermark", "0.0001")
     alarmed_at = time.monotonic()
     try:
+        assert batch_status(url, batch_id)["status"] == "running"
         started = time.monotonic()
         refused = httpx.post(f"{url}/batches", json={"kind": "io", "count": 5}, timeout=60)
         answered_s = time.monotonic() - started
