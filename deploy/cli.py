@@ -5,11 +5,14 @@ Errors a person can act on are printed as one line and exit 1; no traceback.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import httpx
 import typer
@@ -21,6 +24,7 @@ from deploy import compose
 from deploy.local import (
     ClusterError,
     ClusterState,
+    api_key_header,
     cluster_status,
     start_local_cluster,
     stop_local_cluster,
@@ -42,6 +46,7 @@ app = typer.Typer(
 )
 console = Console()
 errors = Console(stderr=True)
+T = TypeVar("T")
 
 
 def fail(message: str) -> NoReturn:
@@ -118,7 +123,7 @@ def status(
 ) -> None:
     """Every service instance with its name and pid, and the depth of each queue."""
     settings = settings_or_fail()
-    report = cluster_status(settings.run_dir)
+    report = cluster_status(settings.run_dir, api_key_header(settings))
     if report is None:
         if compose.docker_engine_available():
             try:
@@ -182,14 +187,16 @@ def submit(
     """Submit a batch through the gateway and print its result."""
     settings = settings_or_fail()
     base = url or f"http://{settings.gateway_host}:{settings.gateway_port}"
-    headers = {"X-API-Key": settings.api_key.get_secret_value()} if settings.api_key else {}
+    headers = api_key_header(settings)
     body = {"kind": kind.value, "count": count, "params": {"n": n, "io_ms": io_ms}}
     try:
         with httpx.Client(base_url=base, timeout=wait + 30, headers=headers) as client:
             accepted = client.post("/batches", json=body)
             if accepted.status_code != 202:
                 fail(f"gateway answered {accepted.status_code}: {_detail(accepted)}")
-            batch = accepted.json()
+            batch = _json_object(accepted)
+            if not isinstance(batch.get("batch_id"), str):
+                fail(f"gateway answered 202 without a batch id: {accepted.text[:200]}")
             console.print(f"batch [bold]{batch['batch_id']}[/] accepted: {count} {kind} jobs")
             if wait <= 0:
                 return
@@ -197,8 +204,10 @@ def submit(
             while True:
                 remaining = max(0.0, min(60.0, deadline - time.monotonic()))
                 answer = client.get(f"/batches/{batch['batch_id']}", params={"wait": remaining})
-                result = answer.json()
-                if result["status"] != "running" or time.monotonic() >= deadline:
+                if answer.status_code != 200:
+                    fail(f"gateway answered {answer.status_code}: {_detail(answer)}")
+                result = _json_object(answer)
+                if result.get("status") != "running" or time.monotonic() >= deadline:
                     break
     except httpx.HTTPError as exc:
         fail(f"no gateway answers at {base} ({exc.__class__.__name__}); is the cluster up?")
@@ -207,9 +216,25 @@ def submit(
 
 def _detail(response: httpx.Response) -> str:
     try:
-        return json.dumps(response.json().get("detail"))
+        body = response.json()
     except ValueError:
-        return response.text[:200]
+        return response.text[:200] or "(empty body)"
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    return json.dumps(detail)[:300]
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    """The body as a JSON object, or a one-line failure naming what came instead."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        fail(
+            f"gateway answered {response.status_code} with a body that is not a JSON object: "
+            f"{response.text[:200]!r}"
+        )
+    return body
 
 
 @app.command()
@@ -272,6 +297,86 @@ def _compose_logs(log_filter: LogFilter, follow: bool) -> None:
     records = (parse_line(line) for line in process.stdout)
     matching = (r for r in records if r is not None and log_filter.matches(r))
     print_records(matching if follow else sorted(matching, key=lambda r: r["timestamp"]), console)
+
+
+dead_app = typer.Typer(
+    help="The dead-letter queue: list, requeue or purge what could not be processed.",
+    no_args_is_help=True,
+)
+app.add_typer(dead_app, name="dead")
+
+
+def _dead(operation: Coroutine[Any, Any, T]) -> T:
+    from deploy.dead import DeadLetterError
+
+    for library in ("aiormq", "aio_pika"):  # their connect errors would add a second line
+        logging.getLogger(library).setLevel(logging.CRITICAL)
+    try:
+        return asyncio.run(operation)
+    except DeadLetterError as exc:
+        fail(str(exc))
+
+
+@dead_app.command("list")
+def dead_list(
+    limit: Annotated[int, typer.Option(min=0, max=1000, help="letters shown, oldest first")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """The oldest dead letters with why and where they died; they stay in the queue."""
+    from deploy.dead import list_dead
+
+    settings = settings_or_fail()
+    total, letters = _dead(list_dead(settings, limit))
+    if as_json:
+        print(json.dumps({"total": total, "letters": [d.to_dict() for d in letters]}, indent=2))
+        return
+    table = Table(title=f"{settings.names.dead_queue}: {total} dead letters, {len(letters)} shown")
+    for column in ("reason", "died in", "deaths", "died at", "headers", "bytes", "body"):
+        table.add_column(column, overflow="fold")
+    for letter in letters:
+        table.add_row(
+            letter.reason,
+            letter.origin,
+            str(letter.deaths),
+            letter.died_at,
+            " ".join(f"{k}={v}" for k, v in letter.headers.items()),
+            str(letter.size),
+            letter.preview,
+        )
+    console.print(table)
+
+
+@dead_app.command("requeue")
+def dead_requeue(
+    limit: Annotated[int, typer.Option(min=1, max=1_000_000, help="letters moved")] = 1000,
+) -> None:
+    """Publish dead letters back to the queue each died in (a job gets its attempts back)."""
+    from deploy.dead import requeue_dead
+
+    moved = _dead(requeue_dead(settings_or_fail(), limit))
+    summary = ", ".join(f"{count} to {queue}" for queue, count in moved.items())
+    console.print(
+        f"requeued {sum(moved.values())} dead letters" + (f": {summary}" if moved else "")
+    )
+
+
+@dead_app.command("purge")
+def dead_purge(
+    recreate: Annotated[
+        bool, typer.Option(help="delete and declare the queue again with the configured bounds")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False,
+) -> None:
+    """Drop every dead letter."""
+    from deploy.dead import purge_dead
+
+    settings = settings_or_fail()
+    if not yes and not typer.confirm(f"drop every letter in {settings.names.dead_queue}?"):
+        fail("nothing purged")
+    dropped = _dead(purge_dead(settings, recreate=recreate))
+    console.print(
+        f"purged {dropped} dead letters" + (" and recreated the queue" if recreate else "")
+    )
 
 
 def main() -> None:

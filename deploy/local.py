@@ -22,11 +22,13 @@ import httpx
 from pydantic import SecretStr
 
 from deploy.servers import (
+    ProcessIdentity,
     ServerProcess,
     ServerUnavailable,
     free_port,
     host_port,
     is_listening,
+    kill_orphans,
     pid_alive,
     start_private_rabbitmq,
     start_private_redis,
@@ -49,10 +51,25 @@ class Member:
     pid: int
     log: str
     metrics_port: int = 0
+    started: float = 0.0
+    command: list[str] = field(default_factory=list)
+
+    @property
+    def identity(self) -> ProcessIdentity | None:
+        """None for a state file written before identities were recorded."""
+        return ProcessIdentity(self.started, tuple(self.command)) if self.started else None
 
     @property
     def alive(self) -> bool:
-        return pid_alive(self.pid)
+        """Running, and still the process we started: a reused pid is not ours."""
+        if self.identity is not None:
+            return self.identity.matches(self.pid)
+        current = ProcessIdentity.of(self.pid)
+        return (
+            current is not None
+            and f"services.{self.service}" in current.command
+            and pid_alive(self.pid)
+        )
 
 
 @dataclass
@@ -97,17 +114,27 @@ class ClusterState:
     ) -> Member:
         """Start one service process; ``metrics_port`` is where its /metrics answers (0: off)."""
         log = logs / f"{name}.log"
+        argv = [python, "-m", f"services.{service}"]
         with log.open("ab") as out:
             process = subprocess.Popen(
-                [python, "-m", f"services.{service}"],
+                argv,
                 env={**env, "COORD_INSTANCE": name, "COORD_METRICS_PORT": str(metrics_port)},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        # The command line is the argv given, not /proc's: read right after the fork it
+        # may still show ours, since exec wakes the parent before it sets up the new argv.
+        identity = ProcessIdentity.of(process.pid)
         member = Member(
-            name=name, service=service, pid=process.pid, log=str(log), metrics_port=metrics_port
+            name=name,
+            service=service,
+            pid=process.pid,
+            log=str(log),
+            metrics_port=metrics_port,
+            started=identity.started if identity else 0.0,
+            command=argv,
         )
         self.members.append(member)
         self.save()
@@ -185,7 +212,7 @@ def start_local_cluster(
         for index in range(1, workers + 1):
             spawn(f"worker-{index}", "worker", metrics_port=metrics_port_for(settings))
         spawn("gateway", "gateway", metrics_port=settings.gateway_port)
-        wait_healthy(state, timeout_s=wait_s)
+        wait_healthy(state, timeout_s=wait_s, headers=api_key_header(settings))
     except BaseException:
         stop_local_cluster(run_dir, timeout_s=5)
         raise
@@ -224,12 +251,19 @@ def restart_member(settings: Settings, name: str, *, python: str = sys.executabl
     )
 
 
-def wait_healthy(state: ClusterState, *, timeout_s: float) -> None:
+def api_key_header(settings: Settings) -> dict[str, str]:
+    """What the gateway's guarded endpoints (writes, /instances) need when a key is set."""
+    return {"X-API-Key": settings.api_key.get_secret_value()} if settings.api_key else {}
+
+
+def wait_healthy(
+    state: ClusterState, *, timeout_s: float, headers: dict[str, str] | None = None
+) -> None:
     """Ready means: gateway /readyz answers 200 and every member sends heartbeats."""
     expected = {m.name for m in state.members}
     deadline = time.monotonic() + timeout_s
     seen: set[str] = set()
-    with httpx.Client(base_url=state.gateway_url, timeout=2.0) as client:
+    with httpx.Client(base_url=state.gateway_url, timeout=2.0, headers=headers) as client:
         while time.monotonic() < deadline:
             for member in state.members:
                 if not member.alive:
@@ -259,16 +293,21 @@ def stop_local_cluster(run_dir: Path, *, timeout_s: float = 30.0) -> list[str]:
     stopped: list[str] = []
     for service in STOP_ORDER:
         for member in (m for m in state.members if m.service == service):
-            stop_process_group(member.pid, timeout_s=timeout_s)
-            stopped.append(member.name)
+            # Only a process that is still the one we started gets a signal.
+            if member.alive:
+                stop_process_group(member.pid, timeout_s=timeout_s, expected=member.identity)
+                stopped.append(member.name)
+            elif member.identity is not None and kill_orphans(member.identity, member.pid):
+                stopped.append(f"{member.name} (leftover processes)")
     for server in reversed(state.servers):
-        stop_process_group(server.pid, timeout_s=timeout_s)
-        stopped.append(server.name)
+        if server.alive:
+            stop_process_group(server.pid, timeout_s=timeout_s, expected=server.identity)
+            stopped.append(server.name)
     (run_dir / STATE_FILE).unlink(missing_ok=True)
     return stopped
 
 
-def cluster_status(run_dir: Path) -> dict[str, Any] | None:
+def cluster_status(run_dir: Path, headers: dict[str, str] | None = None) -> dict[str, Any] | None:
     """Every member with its pid and liveness, the live heartbeats and the queue depths."""
     state = ClusterState.load(run_dir.resolve())
     if state is None:
@@ -278,12 +317,14 @@ def cluster_status(run_dir: Path) -> dict[str, Any] | None:
         "gateway_url": state.gateway_url,
         "mode": state.mode,
         "members": [{**asdict(m), "alive": m.alive} for m in state.members],
-        "servers": [{**s.to_dict(), "alive": pid_alive(s.pid)} for s in state.servers],
+        "servers": [{**s.to_dict(), "alive": s.alive} for s in state.servers],
         "instances": [],
         "queues": {},
     }
     try:
-        data = httpx.get(f"{state.gateway_url}/instances", timeout=3).json()
+        answer = httpx.get(f"{state.gateway_url}/instances", timeout=3, headers=headers)
+        answer.raise_for_status()
+        data = answer.json()
         report["instances"] = data["instances"]
         report["queues"] = data["queues"]
     except (httpx.HTTPError, ValueError, KeyError):

@@ -21,7 +21,7 @@ async def purge_namespace(settings: Settings, *, extra_queues: Iterable[str] = (
     names = settings.names
     connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
     async with connection:
-        for queue in (*names.queues, *extra_queues):
+        for queue in (*names.all_queues, *extra_queues):
             with contextlib.suppress(ChannelClosed):
                 async with connection.channel() as channel:
                     await channel.queue_delete(queue)

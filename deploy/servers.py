@@ -13,13 +13,51 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import psutil
 
 
 class ServerUnavailable(RuntimeError):
     """A server is needed, nothing listens, and it cannot be started here."""
+
+
+@dataclass(frozen=True)
+class ProcessIdentity:
+    """What tells a process we started from one that got its pid later (after a crash or a
+    reboot, a state file's pid may name anything): its start time and command line."""
+
+    started: float
+    """Seconds from boot to the process's start: the kernel's own figure, which, unlike
+    psutil's wall-clock ``create_time``, does not move when the system clock is set."""
+    command: tuple[str, ...]
+
+    @classmethod
+    def of(cls, pid: int) -> ProcessIdentity | None:
+        try:
+            process = psutil.Process(pid)
+            # create_time adds the boot time (itself now - uptime, so it shifts with the
+            # clock); taking it off again right away leaves the kernel's start tick.
+            started = process.create_time() - psutil.boot_time()
+            return cls(round(started, 2), tuple(process.cmdline()))
+        except psutil.Error:
+            return None
+
+    def matches(self, pid: int) -> bool:
+        """True when ``pid`` is still this very process (and is not a zombie)."""
+        current = ProcessIdentity.of(pid)
+        return (
+            current is not None
+            and abs(current.started - self.started) < START_TIME_TOLERANCE_S
+            and current.command == self.command
+            and pid_alive(pid)
+        )
+
+
+START_TIME_TOLERANCE_S = 0.05
+"""The start tick is exact (1/100 s); the tolerance only absorbs float rounding."""
 
 
 @dataclass
@@ -28,6 +66,22 @@ class ServerProcess:
     pid: int
     port: int
     log: str
+    started: float = 0.0
+    command: list[str] = field(default_factory=list)
+
+    @classmethod
+    def just_started(cls, name: str, pid: int, port: int, log: str) -> ServerProcess:
+        """Record the identity once the server listens (its start script has exec'd by then)."""
+        identity = ProcessIdentity.of(pid) or ProcessIdentity(0.0, ())
+        return cls(name, pid, port, log, identity.started, list(identity.command))
+
+    @property
+    def identity(self) -> ProcessIdentity:
+        return ProcessIdentity(self.started, tuple(self.command))
+
+    @property
+    def alive(self) -> bool:
+        return self.identity.matches(self.pid)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -99,7 +153,7 @@ def start_private_redis(
         argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     wait_listening("127.0.0.1", port, timeout_s=15, what="redis-server", process=process, log=log)
-    return ServerProcess("redis", process.pid, port, str(log))
+    return ServerProcess.just_started("redis", process.pid, port, str(log))
 
 
 DEBIAN_RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
@@ -146,16 +200,22 @@ def start_private_rabbitmq(run_dir: Path, port: int) -> ServerProcess:
     wait_listening(
         "127.0.0.1", port, timeout_s=90, what="rabbitmq-server", process=process, log=log
     )
-    return ServerProcess("rabbitmq", process.pid, port, str(log))
+    return ServerProcess.just_started("rabbitmq", process.pid, port, str(log))
 
 
-def stop_process_group(pid: int, *, timeout_s: float) -> bool:
+def stop_process_group(
+    pid: int, *, timeout_s: float, expected: ProcessIdentity | None = None
+) -> bool:
     """Stop a process we started in a session of its own; True when it stopped in time.
 
     SIGTERM goes to the leader alone, so a worker drains while its pool processes keep
     computing; whatever is left of the session when the leader exits (or misses the
-    deadline) is killed.
+    deadline) is killed. With ``expected``, a pid that is no longer that process (its
+    start time or command line differ) is not running as far as we are concerned: it gets
+    no signal at all.
     """
+    if expected is not None and not expected.matches(pid):
+        return True
     stopped = True
     if pid_alive(pid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -168,6 +228,28 @@ def stop_process_group(pid: int, *, timeout_s: float) -> bool:
         os.killpg(pid, signal.SIGKILL)
     wait_gone(pid, timeout_s=5)
     return stopped
+
+
+def kill_orphans(leader: ProcessIdentity, pid: int) -> int:
+    """Kill what is left of a session whose leader (``pid``, ``leader``) has died, e.g. a
+    crashed worker's pool processes; returns how many. Only when no process holds the pid
+    any more (a reused pid leads a session that is not ours), and only processes started
+    after the leader."""
+    if psutil.pid_exists(pid) and pid_alive(pid):
+        return 0
+    killed = 0
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) != pid:
+                continue
+            identity = ProcessIdentity.of(process.pid)
+            if identity is None or identity.started < leader.started:
+                continue
+            process.kill()
+            killed += 1
+        except (psutil.Error, ProcessLookupError, PermissionError):
+            continue
+    return killed
 
 
 def wait_gone(pid: int, *, timeout_s: float) -> None:

@@ -9,23 +9,27 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aio_pika
 import aiormq
+import structlog
 from aio_pika.abc import (
     AbstractChannel,
+    AbstractConnection,
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustConnection,
 )
 
-from shared.names import Names
+from shared.names import RETRY_DELAYS_MS, Names
 from shared.retry import with_retries
 from shared.settings import Settings
 
 PERSISTENT = aio_pika.DeliveryMode.PERSISTENT
+log = structlog.get_logger()
 
 BROKER_ERRORS: tuple[type[Exception], ...] = (
     aiormq.exceptions.AMQPError,
@@ -36,10 +40,33 @@ BROKER_ERRORS: tuple[type[Exception], ...] = (
 reconnects by itself, and every unacked message is redelivered."""
 
 
+PUBLISH_REFUSED: tuple[type[Exception], ...] = (aiormq.exceptions.DeliveryError, TimeoutError)
+"""What a publish raises while the channel stays open: the broker nacked it, returned it as
+unroutable (``PublishError``, a ``DeliveryError``), or did not confirm it within
+``COORD_PUBLISH_TIMEOUT_S`` (a memory or disk alarm blocks publishers)."""
+
+
+async def open_publishing_channel(connection: AbstractConnection) -> AbstractChannel:
+    """A channel whose publishes fail unless the broker routed and confirmed them.
+
+    aio-pika's default ``on_return_raises=False`` resolves a returned (unroutable) message
+    as if it were confirmed, which would make ``mandatory=True`` meaningless.
+    """
+    return await connection.channel(publisher_confirms=True, on_return_raises=True)
+
+
 def from_lost_channel(message: AbstractIncomingMessage) -> bool:
     """True for a message whose channel has closed: the broker redelivers it, and it can
     no longer be acked, so working on it is wasted."""
     return bool(message.channel.is_closed)
+
+
+@dataclass
+class PublishProgress:
+    """How many messages of a run of publishes the broker has confirmed so far; readable
+    by the caller even when the run was cancelled part-way."""
+
+    confirmed: int = 0
 
 
 class PublishFailed(Exception):
@@ -63,12 +90,73 @@ async def connect_amqp(settings: Settings, *, attempts: int = 30) -> AbstractRob
     )
 
 
-async def declare_topology(channel: AbstractChannel, names: Names) -> dict[str, AbstractQueue]:
+@dataclass(frozen=True)
+class DeadQueuePolicy:
+    """The bounds of the dead-letter queue, which nothing consumes on its own: the newest
+    ``max_length`` letters, each for at most ``ttl_s``; the oldest are dropped first.
+
+    ``passive`` means the queue exists with other arguments (declared by an earlier
+    version, or with other bounds): it is used as it is, since re-declaring it would fail
+    with PRECONDITION_FAILED and deleting it would lose its letters.
+    """
+
+    max_length: int = 100_000
+    ttl_s: int = 7 * 86_400
+    passive: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DeadQueuePolicy:
+        return cls(max_length=settings.dead_max_length, ttl_s=settings.dead_ttl_s)
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        return {
+            "x-max-length": self.max_length,
+            "x-overflow": "drop-head",
+            "x-message-ttl": self.ttl_s * 1000,
+        }
+
+
+async def settle_dead_queue(
+    connection: AbstractRobustConnection, settings: Settings
+) -> DeadQueuePolicy:
+    """Declare the bounded dead-letter queue on a channel of its own; when it already exists
+    with other arguments, say so in one line and use it as it is (``passive``)."""
+    policy = DeadQueuePolicy.from_settings(settings)
+    channel = await connection.channel(publisher_confirms=False)
+    try:
+        await channel.declare_queue(
+            settings.names.dead_queue, durable=True, arguments=policy.arguments
+        )
+    except aio_pika.exceptions.ChannelPreconditionFailed as exc:
+        log.warning(
+            "dead_queue_arguments_differ",
+            queue=settings.names.dead_queue,
+            wanted=policy.arguments,
+            error=str(exc),
+            fix="cluster dead purge --recreate",
+        )
+        return replace(policy, passive=True)
+    finally:
+        if not channel.is_closed:
+            await channel.close()
+    return policy
+
+
+async def declare_topology(
+    channel: AbstractChannel, names: Names, dead_policy: DeadQueuePolicy | None = None
+) -> dict[str, AbstractQueue]:
     """Declare every exchange and queue of the namespace (idempotent)."""
+    dead_policy = dead_policy or DeadQueuePolicy()
     dlx = await channel.declare_exchange(
         names.dead_exchange, aio_pika.ExchangeType.DIRECT, durable=True
     )
-    dead = await channel.declare_queue(names.dead_queue, durable=True)
+    if dead_policy.passive:
+        dead = await channel.declare_queue(names.dead_queue, passive=True)
+    else:
+        dead = await channel.declare_queue(
+            names.dead_queue, durable=True, arguments=dead_policy.arguments
+        )
     await dead.bind(dlx, routing_key=names.dead_queue)
     dead_lettered: dict[str, Any] = {
         "x-dead-letter-exchange": names.dead_exchange,
@@ -78,12 +166,18 @@ async def declare_topology(channel: AbstractChannel, names: Names) -> dict[str, 
     results = await channel.declare_queue(
         names.results_queue, durable=True, arguments=dead_lettered
     )
-    retry = await channel.declare_queue(
-        names.retry_queue,
-        durable=True,
-        arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": names.jobs_queue},
-    )
-    return {"jobs": jobs, "results": results, "dead": dead, "retry": retry}
+    declared = {"jobs": jobs, "results": results, "dead": dead}
+    for delay_ms in RETRY_DELAYS_MS:
+        declared[f"retry.{delay_ms}ms"] = await channel.declare_queue(
+            names.delay_queue(delay_ms),
+            durable=True,
+            arguments={
+                "x-message-ttl": delay_ms,
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": names.jobs_queue,
+            },
+        )
+    return declared
 
 
 def make_message(
@@ -104,10 +198,11 @@ def make_message(
 
 
 async def publish_confirmed(
-    exchange: AbstractExchange, routing_key: str, message: aio_pika.Message
+    exchange: AbstractExchange, routing_key: str, message: aio_pika.Message, *, timeout_s: float
 ) -> None:
-    """Publish and wait for the broker's confirm; raises if it is not confirmed."""
-    await exchange.publish(message, routing_key=routing_key, mandatory=True)
+    """Publish and wait for the broker's confirm; raises if it is not routed to a queue and
+    confirmed within ``timeout_s`` (on a channel from :func:`open_publishing_channel`)."""
+    await exchange.publish(message, routing_key=routing_key, mandatory=True, timeout=timeout_s)
 
 
 async def publish_many_confirmed(
@@ -115,20 +210,23 @@ async def publish_many_confirmed(
     items: Iterable[tuple[str, aio_pika.Message]],
     *,
     window: int,
+    timeout_s: float,
+    progress: PublishProgress | None = None,
 ) -> int:
     """Publish many messages with up to ``window`` confirms in flight at once.
 
     Returns how many were confirmed. On the first failure it stops publishing, waits for
     what is in flight and raises :class:`PublishFailed` with the confirmed count, which
-    never includes an unconfirmed message.
+    never includes an unconfirmed message. ``progress``, when given, holds the same count
+    as it grows, so a caller that is cancelled still knows it.
     """
     slots = asyncio.Semaphore(window)
     in_flight: set[asyncio.Task[None]] = set()
-    confirmed = 0
+    progress = progress if progress is not None else PublishProgress()
     failure: BaseException | None = None
 
     def settle(task: asyncio.Task[None]) -> None:
-        nonlocal confirmed, failure
+        nonlocal failure
         in_flight.discard(task)
         slots.release()
         if task.cancelled():
@@ -136,7 +234,7 @@ async def publish_many_confirmed(
         elif task.exception() is not None:
             failure = failure or task.exception()
         else:
-            confirmed += 1
+            progress.confirmed += 1
 
     try:
         for routing_key, message in items:
@@ -144,7 +242,9 @@ async def publish_many_confirmed(
             if failure is not None:
                 slots.release()
                 break
-            task = asyncio.ensure_future(publish_confirmed(exchange, routing_key, message))
+            task = asyncio.ensure_future(
+                publish_confirmed(exchange, routing_key, message, timeout_s=timeout_s)
+            )
             in_flight.add(task)
             task.add_done_callback(settle)
         if in_flight:
@@ -154,8 +254,8 @@ async def publish_many_confirmed(
             task.cancel()
         raise
     if failure is not None:
-        raise PublishFailed(confirmed, failure) from failure
-    return confirmed
+        raise PublishFailed(progress.confirmed, failure) from failure
+    return progress.confirmed
 
 
 async def queue_depths(connection: AbstractRobustConnection, names: Names) -> dict[str, int]:
@@ -167,7 +267,7 @@ async def queue_depths(connection: AbstractRobustConnection, names: Names) -> di
     depths: dict[str, int] = {}
     channel = await connection.channel(publisher_confirms=False)
     try:
-        for name in names.queues:
+        for name in names.all_queues:
             if channel.is_closed:
                 channel = await connection.channel(publisher_confirms=False)
             try:
@@ -178,4 +278,12 @@ async def queue_depths(connection: AbstractRobustConnection, names: Names) -> di
     finally:
         if not channel.is_closed:
             await channel.close()
+    return summed_delay_queues(names, depths)
+
+
+def summed_delay_queues(names: Names, depths: dict[str, int]) -> dict[str, int]:
+    """One ``retry`` figure for all the delay queues (and a leftover pre-tier retry queue)."""
+    delayed = [depths.pop(name) for name in names.delay_queues]
+    present = [d for d in (*delayed, depths[names.retry_queue]) if d >= 0]
+    depths[names.retry_queue] = sum(present) if present else -1
     return depths

@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+RETRY_DELAYS_MS: tuple[int, ...] = (100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000)
+"""The delays a retry or deferral can wait, one queue each (a queue-wide TTL), so every
+message in a queue expires in the order it arrived and a long delay never holds up a short
+one behind it, as it would in one queue of per-message expirations."""
+
+
+def retry_delay_ms(delay_s: float) -> int:
+    """The delay queue for ``delay_s``: the longest at or below it, at least the shortest."""
+    wanted_ms = delay_s * 1000
+    return max((d for d in RETRY_DELAYS_MS if d <= wanted_ms), default=RETRY_DELAYS_MS[0])
+
 
 @dataclass(frozen=True)
 class Names:
@@ -23,8 +34,17 @@ class Names:
 
     @property
     def retry_queue(self) -> str:
-        """Holds a failed job for the backoff delay, then dead-letters it back to the jobs queue."""
+        """The name under which the delay queues' depths are summed; also the single retry
+        queue of earlier versions, whose leftovers expire back to the jobs queue."""
         return f"{self.namespace}.retry"
+
+    def delay_queue(self, delay_ms: int) -> str:
+        """Holds a job for ``delay_ms`` (the queue TTL), then dead-letters it to the jobs queue."""
+        return f"{self.namespace}.retry.{delay_ms}ms"
+
+    @property
+    def delay_queues(self) -> tuple[str, ...]:
+        return tuple(self.delay_queue(ms) for ms in RETRY_DELAYS_MS)
 
     @property
     def dead_exchange(self) -> str:
@@ -32,7 +52,12 @@ class Names:
 
     @property
     def queues(self) -> tuple[str, ...]:
+        """The queues as a person sees them; ``retry`` stands for all the delay queues."""
         return (self.jobs_queue, self.results_queue, self.dead_queue, self.retry_queue)
+
+    @property
+    def all_queues(self) -> tuple[str, ...]:
+        return (*self.queues, *self.delay_queues)
 
     @property
     def redis_prefix(self) -> str:

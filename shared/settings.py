@@ -62,19 +62,53 @@ class Settings(BaseSettings):
         default=512, ge=1, le=100_000, description="Publishes awaiting their confirm at once."
     )
     max_wait_s: float = Field(default=60.0, ge=0, le=600)
+    publish_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="How long a publish waits for the broker's confirm before it counts as "
+        "failed: the gateway answers 503, a worker leaves the job to redelivery. Bounds the "
+        "wait under a broker memory or disk alarm, which blocks publishers.",
+    )
 
     worker_mode: WorkerMode = WorkerMode.PROCESSES
     pool_size: int = Field(default=0, ge=0, le=256, description="0 means one per core.")
     runners: int = Field(default=64, ge=1, le=10_000)
     prefetch: int = Field(default=0, ge=0, le=65_535, description="0 means twice the runners.")
     max_attempts: int = Field(default=3, ge=1, le=20)
-    retry_backoff_s: float = Field(default=0.2, ge=0, le=60)
+    retry_backoff_s: float = Field(
+        default=0.2,
+        gt=0,
+        le=60,
+        description="First retry's delay, doubled per attempt; rounded down to one of the "
+        "fixed delay queues (0.1 s to 60 s). 0 is refused: it used to park retries forever.",
+    )
+    retry_max_delay_s: float = Field(
+        default=30.0,
+        ge=0.1,
+        le=60,
+        description="Cap of a retry's or deferral's delay; 60 s, the longest delay queue, at most.",
+    )
     drain_timeout_s: float = Field(default=20.0, ge=0, le=600)
     chaos_fail_n: int = Field(
         default=0,
         ge=0,
         description="Fault injection for chaos tests and demos: CPU steps of jobs whose n "
         "equals this raise, exercising retries and dead-lettering. 0 (the default) is off.",
+    )
+
+    dead_max_length: int = Field(
+        default=100_000,
+        ge=1,
+        le=10_000_000,
+        description="Dead letters kept in the dead-letter queue; beyond it the oldest are "
+        "dropped (x-max-length, overflow drop-head).",
+    )
+    dead_ttl_s: int = Field(
+        default=7 * 86_400,
+        ge=60,
+        le=365 * 86_400,
+        description="How long a dead letter is kept (x-message-ttl) for `cluster dead`.",
     )
 
     aggregator_batch: int = Field(default=500, ge=1, le=10_000)

@@ -22,6 +22,8 @@ from shared.messaging import make_message, publish_confirmed, publish_many_confi
 from shared.runtime import run_fast
 
 RELAY_PREFETCH = 128
+PUBLISH_TIMEOUT_S = 60.0
+"""Bounds a publish that the broker never confirms (an alarm), so a ceiling run cannot hang."""
 SINK_PREFETCH = 2000
 
 
@@ -67,7 +69,9 @@ async def _relay(hops: Hops, ready: Connection) -> None:
         exchange = channel.default_exchange
 
         async def forward(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            await publish_confirmed(exchange, hops.second, make_message(message.body))
+            await publish_confirmed(
+                exchange, hops.second, make_message(message.body), timeout_s=PUBLISH_TIMEOUT_S
+            )
             await message.ack()
 
         await queue.consume(forward)
@@ -123,7 +127,9 @@ async def measure_ceiling(hops: Hops, messages: int, *, window: int) -> CeilingR
             channel = await connection.channel(publisher_confirms=True)
             started = time.perf_counter()
             items = ((hops.first, make_message(sample_body(i))) for i in range(messages))
-            await publish_many_confirmed(channel.default_exchange, items, window=window)
+            await publish_many_confirmed(
+                channel.default_exchange, items, window=window, timeout_s=PUBLISH_TIMEOUT_S
+            )
         finished: float = await loop.run_in_executor(None, sink_report.recv)
         return CeilingResult(messages, finished - started)
     finally:

@@ -10,7 +10,7 @@ from services.aggregator.fold import ResultFolder
 from shared.lifecycle import Heartbeat, stop_on_signals
 from shared.logging import configure_logging
 from shared.looplag import LoopLagMonitor
-from shared.messaging import connect_amqp, declare_topology
+from shared.messaging import connect_amqp, declare_topology, settle_dead_queue
 from shared.metrics import Metrics
 from shared.redis_client import connect_redis
 from shared.runtime import run_service
@@ -31,7 +31,8 @@ async def main(settings: Settings) -> None:
     try:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=settings.aggregator_prefetch)
-        queues = await declare_topology(channel, settings.names)
+        dead_policy = await settle_dead_queue(connection, settings)
+        queues = await declare_topology(channel, settings.names, dead_policy)
         folder = ResultFolder(redis, settings.names, ttl_s=settings.batch_ttl_s)
         consumer = ResultConsumer(settings, queues["results"], folder, metrics)
         lag = LoopLagMonitor(settings.loop_lag_interval_s)

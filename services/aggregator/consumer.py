@@ -44,6 +44,7 @@ class ResultConsumer:
         self.orphans = 0
         self.batches_done = 0
         self.dead_lettered = 0
+        self.acks_lost = 0
 
     async def start_consuming(self) -> None:
         self.consumer_tag = await self.results_queue.consume(self.on_message, no_ack=False)
@@ -84,21 +85,29 @@ class ResultConsumer:
                     await message.nack(requeue=True)
             return
         refused = set(outcome.invalid)
-        try:
-            for index, (message, result) in enumerate(taken):
+        lost: list[BaseException] = []
+        for index, (message, result) in enumerate(taken):
+            # Each ack or reject on its own: a slice that spans a reconnect holds messages
+            # of the closed channel (whose acks fail) and of the live one (whose acks must
+            # not be skipped, or they hold prefetch slots until that channel closes too).
+            try:
                 if index in refused:
                     self.dead_lettered += 1
                     await message.reject(requeue=False)
                     continue
                 await message.ack()
-                with job_context(
-                    job_id=result.job_id, batch_id=result.batch_id, trace_id=result.trace_id
-                ):
-                    log.info("result_folded", ok=result.ok, worker=result.worker)
-        except BROKER_ERRORS as exc:
-            # Folded but not acked: the broker redelivers these, and the fold absorbs them.
-            raise_if_cancelling(exc)
-            log.warning("acks_lost", error=repr(exc), results=len(taken))
+            except BROKER_ERRORS as exc:
+                # Folded but not acked: the broker redelivers it, and the fold absorbs it.
+                raise_if_cancelling(exc)
+                lost.append(exc)
+                continue
+            with job_context(
+                job_id=result.job_id, batch_id=result.batch_id, trace_id=result.trace_id
+            ):
+                log.info("result_folded", ok=result.ok, worker=result.worker)
+        if lost:
+            log.warning("acks_lost", error=repr(lost[0]), lost=len(lost), results=len(taken))
+        self.acks_lost += len(lost)
         self.folded += outcome.folded
         self.duplicates += outcome.duplicates
         self.orphans += outcome.orphans
@@ -132,4 +141,5 @@ class ResultConsumer:
             "orphans": self.orphans,
             "batches_done": self.batches_done,
             "dead_lettered": self.dead_lettered,
+            "acks_lost": self.acks_lost,
         }

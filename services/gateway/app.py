@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import time
 import uuid
 from collections import OrderedDict
@@ -43,7 +44,14 @@ from shared.jobs import BatchRequest
 from shared.lifecycle import Heartbeat, read_instances
 from shared.logging import job_context
 from shared.looplag import LoopLagMonitor
-from shared.messaging import PublishFailed, connect_amqp, declare_topology
+from shared.messaging import (
+    PublishFailed,
+    PublishProgress,
+    connect_amqp,
+    declare_topology,
+    open_publishing_channel,
+    settle_dead_queue,
+)
 from shared.metrics import Metrics
 from shared.redis_client import connect_redis
 from shared.settings import Settings
@@ -54,6 +62,7 @@ FINISHED_CACHE_SIZE = 1024
 """Done batches whose status each gateway keeps in memory."""
 
 RETRY_AFTER_S = 2
+ABORT_TIMEOUT_S = 5.0
 STATIC_DIR = FilePath(__file__).parent / "static"
 BATCH_ID = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="id from POST /batches")]
 
@@ -94,8 +103,9 @@ class Gateway:
         self.redis = await connect_redis(self.settings)
         self.connection = await connect_amqp(self.settings)
         try:
-            self.channel = await self.connection.channel(publisher_confirms=True)
-            await declare_topology(self.channel, self.names)
+            self.channel = await open_publishing_channel(self.connection)
+            dead_policy = await settle_dead_queue(self.connection, self.settings)
+            await declare_topology(self.channel, self.names, dead_policy)
             self.exchange = self.channel.default_exchange
             self.backlog = BacklogMonitor(self.connection, self.names)
             self.metrics.track_queue_depths(lambda: self.backlog.depths)
@@ -156,16 +166,17 @@ class Gateway:
             # Logged before publishing, so a batch's lines start with the gateway's.
             log.info("batch_received", kind=request.kind.value, count=request.count)
             started = time.perf_counter()
-            await create_batch(
-                self.redis,
-                self.names,
-                batch_id=batch_id,
-                kind=request.kind,
-                expected=request.count,
-                params=request.params,
-                ttl_s=self.settings.batch_ttl_s,
-            )
+            progress = PublishProgress()
             try:
+                await create_batch(
+                    self.redis,
+                    self.names,
+                    batch_id=batch_id,
+                    kind=request.kind,
+                    expected=request.count,
+                    params=request.params,
+                    ttl_s=self.settings.batch_ttl_s,
+                )
                 await publish_batch(
                     self.exchange,
                     self.names,
@@ -173,12 +184,19 @@ class Gateway:
                     request,
                     trace_id=trace_id,
                     window=self.settings.publish_window,
+                    timeout_s=self.settings.publish_timeout_s,
+                    progress=progress,
                 )
-            except PublishFailed as exc:
-                log.error("batch_publish_failed", confirmed=exc.confirmed, error=repr(exc.cause))
-                with contextlib.suppress(RedisError):
-                    await abort_batch(self.redis, self.names, batch_id, confirmed=exc.confirmed)
-                raise Unavailable("message broker did not confirm the batch") from exc
+            except BaseException as exc:
+                # Cancelled (a client gone, uvicorn's shutdown deadline), a broker failure
+                # or Redis away: whatever was published must not leave a batch `running`
+                # forever, so it is marked aborted, shielded from a second cancellation.
+                cause = exc.cause if isinstance(exc, PublishFailed) else exc
+                log.error("batch_publish_failed", confirmed=progress.confirmed, error=repr(cause))
+                await asyncio.shield(self.abort_unfinished(batch_id, progress.confirmed))
+                if isinstance(exc, PublishFailed):
+                    raise Unavailable("message broker did not confirm the batch") from exc
+                raise
             publish_ms = round((time.perf_counter() - started) * 1000, 3)
             self.accepted_batches += 1
             self.accepted_jobs += request.count
@@ -200,6 +218,19 @@ class Gateway:
             trace_id=trace_id,
             publish_ms=publish_ms,
         )
+
+    async def abort_unfinished(self, batch_id: str, confirmed: int) -> None:
+        """Mark the batch aborted with the jobs confirmed so far; a failure is logged, since
+        the batch then stays ``running`` until its TTL and someone should know why."""
+        try:
+            await asyncio.wait_for(
+                abort_batch(self.redis, self.names, batch_id, confirmed=confirmed),
+                timeout=ABORT_TIMEOUT_S,
+            )
+        except (RedisError, TimeoutError) as exc:
+            log.error("batch_abort_failed", confirmed=confirmed, error=repr(exc))
+        else:
+            log.warning("batch_aborted", confirmed=confirmed)
 
     async def status(self, batch_id: str, wait_s: float) -> BatchStatus | None:
         """The batch's state; with ``wait_s`` it returns as soon as the batch is done."""
@@ -253,8 +284,13 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     def require_api_key(x_api_key: Annotated[str | None, Header()] = None) -> None:
+        """Constant-time, so the answer's timing says nothing about how much of a guess
+        matched."""
         expected = settings.api_key
-        if expected is not None and x_api_key != expected.get_secret_value():
+        if expected is None:
+            return
+        given = (x_api_key or "").encode()
+        if not hmac.compare_digest(given, expected.get_secret_value().encode()):
             raise HTTPException(401, "missing or wrong X-API-Key header")
 
     @app.exception_handler(Unavailable)
@@ -323,7 +359,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
             status_code=200 if ready else 503,
         )
 
-    @app.get("/instances")
+    @app.get("/instances", dependencies=[Depends(require_api_key)], responses={401: {}})
     async def instances(gateway: Annotated[Gateway, Depends(get_gateway)]) -> dict[str, Any]:
         return {
             "instances": await read_instances(gateway.redis, gateway.names),
@@ -334,7 +370,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     async def prometheus_metrics() -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/api/overview")
+    @app.get("/api/overview", dependencies=[Depends(require_api_key)], responses={401: {}})
     async def overview(gateway: Annotated[Gateway, Depends(get_gateway)]) -> dict[str, Any]:
         """Everything the dashboard draws: heartbeats, queue depths, batches in flight."""
         return await build_overview(

@@ -10,7 +10,7 @@ import aio_pika
 from aio_pika.abc import AbstractExchange
 
 from shared.jobs import BatchRequest, Job
-from shared.messaging import make_message, publish_many_confirmed
+from shared.messaging import PublishProgress, make_message, publish_many_confirmed
 from shared.names import Names
 
 
@@ -44,8 +44,14 @@ async def publish_batch(
     *,
     trace_id: str,
     window: int,
+    timeout_s: float,
+    progress: PublishProgress | None = None,
 ) -> int:
     """Publish every job of the batch; returns only when all are confirmed (or raises)."""
     return await publish_many_confirmed(
-        exchange, job_messages(names, batch_id, request, trace_id), window=window
+        exchange,
+        job_messages(names, batch_id, request, trace_id),
+        window=window,
+        timeout_s=timeout_s,
+        progress=progress,
     )

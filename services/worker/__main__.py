@@ -11,7 +11,12 @@ from services.worker.steps import JobSteps
 from shared.lifecycle import Heartbeat, stop_on_signals
 from shared.logging import configure_logging
 from shared.looplag import LoopLagMonitor
-from shared.messaging import connect_amqp, declare_topology
+from shared.messaging import (
+    connect_amqp,
+    declare_topology,
+    open_publishing_channel,
+    settle_dead_queue,
+)
 from shared.metrics import Metrics
 from shared.redis_client import connect_redis
 from shared.runtime import run_service
@@ -32,9 +37,10 @@ async def main(settings: Settings) -> None:
     redis = await connect_redis(settings)
     connection = await connect_amqp(settings)
     try:
-        channel = await connection.channel()
+        channel = await open_publishing_channel(connection)
         await channel.set_qos(prefetch_count=settings.effective_prefetch)
-        queues = await declare_topology(channel, settings.names)
+        dead_policy = await settle_dead_queue(connection, settings)
+        queues = await declare_topology(channel, settings.names, dead_policy)
         steps = JobSteps(redis, settings.names, cpu, fail_n=settings.chaos_fail_n)
         consumer = JobConsumer(settings, channel, queues["jobs"], steps, cpu, metrics)
         lag = LoopLagMonitor(settings.loop_lag_interval_s)

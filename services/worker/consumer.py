@@ -20,13 +20,29 @@ from services.worker.steps import JobSteps
 from shared.jobs import InvalidMessage, Job, Result, decode_job
 from shared.lifecycle import raise_if_cancelling
 from shared.logging import context_headers, job_context
-from shared.messaging import BROKER_ERRORS, from_lost_channel, make_message, publish_confirmed
+from shared.messaging import (
+    BROKER_ERRORS,
+    PUBLISH_REFUSED,
+    from_lost_channel,
+    make_message,
+    publish_confirmed,
+)
 from shared.metrics import Metrics
+from shared.names import retry_delay_ms
 from shared.settings import Settings
 
 log = structlog.get_logger()
 
 MAX_DEFER_S = 5.0
+REFUSED_PAUSE_S = 0.5
+
+
+def backoff_s(settings: Settings, exponent: int, cap_s: float = float("inf")) -> float:
+    """``retry_backoff_s`` doubled ``exponent`` times, capped by ``retry_max_delay_s`` (and
+    ``cap_s``), as one of the fixed delays: 20 attempts once meant a 14.6-hour wait."""
+    wanted = settings.retry_backoff_s * 2 ** min(exponent, 16)
+    capped = min(wanted, cap_s, settings.retry_max_delay_s)
+    return retry_delay_ms(capped) / 1000
 
 
 class JobConsumer:
@@ -60,6 +76,7 @@ class JobConsumer:
         self.dead_lettered = 0
         self.abandoned = 0
         self.deferred = 0
+        self.publish_refused = 0
 
     @property
     def exchange(self) -> AbstractExchange:
@@ -92,6 +109,9 @@ class JobConsumer:
                     self.abandoned += 1
                     continue
                 await self.handle(message)
+            except PUBLISH_REFUSED as exc:
+                raise_if_cancelling(exc)
+                await self.give_back(message, exc)
             except BROKER_ERRORS as exc:
                 raise_if_cancelling(exc)
                 self.abandoned += 1
@@ -104,6 +124,20 @@ class JobConsumer:
             finally:
                 self.in_flight -= 1
                 self.inbox.task_done()
+
+    async def give_back(self, message: AbstractIncomingMessage, exc: BaseException) -> None:
+        """The broker refused a publish (nack, unroutable) or did not confirm it in time,
+        but the channel is open: the job is requeued explicitly, or it would hold a
+        prefetch slot until the channel closes. The pause keeps a broker that refuses
+        every publish from turning redeliveries into a busy loop."""
+        self.publish_refused += 1
+        log.warning("publish_refused", error=repr(exc), requeued=True)
+        await asyncio.sleep(REFUSED_PAUSE_S)
+        try:
+            await message.nack(requeue=True)
+        except BROKER_ERRORS as nack_exc:
+            raise_if_cancelling(nack_exc)
+            log.warning("nack_failed", error=repr(nack_exc))
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
         with job_context(**context_headers(message.headers)):
@@ -152,13 +186,13 @@ class JobConsumer:
         """
         if isinstance(exc, RedisError):
             job.deferrals += 1
-            delay_s = min(self.settings.retry_backoff_s * 2 ** min(job.deferrals, 10), MAX_DEFER_S)
+            delay_s = backoff_s(self.settings, job.deferrals, cap_s=MAX_DEFER_S)
             await self.requeue_later(job, message, delay_s)
             self.deferred += 1
             log.warning("job_deferred", error=repr(exc), deferrals=job.deferrals, delay_s=delay_s)
             return
         if job.attempt < self.settings.max_attempts:
-            delay_s = self.settings.retry_backoff_s * 2 ** (job.attempt - 1)
+            delay_s = backoff_s(self.settings, job.attempt - 1)
             job.attempt += 1
             await self.requeue_later(job, message, delay_s)
             self.retried += 1
@@ -174,16 +208,13 @@ class JobConsumer:
     async def requeue_later(
         self, job: Job, message: AbstractIncomingMessage, delay_s: float
     ) -> None:
-        """Through the retry queue, whose expired messages go back to the jobs queue."""
+        """Through the delay queue of ``delay_s``, whose expired messages go back to the
+        jobs queue."""
         await publish_confirmed(
             self.exchange,
-            self.names.retry_queue,
-            make_message(
-                job.encode(),
-                headers=message.headers,
-                message_id=job.job_id,
-                expiration_s=delay_s if delay_s > 0 else None,
-            ),
+            self.names.delay_queue(retry_delay_ms(delay_s)),
+            make_message(job.encode(), headers=message.headers, message_id=job.job_id),
+            timeout_s=self.settings.publish_timeout_s,
         )
         await message.ack()
 
@@ -218,6 +249,7 @@ class JobConsumer:
                 headers={"job_id": job.job_id, "batch_id": job.batch_id, "trace_id": job.trace_id},
                 message_id=job.job_id,
             ),
+            timeout_s=self.settings.publish_timeout_s,
         )
 
     async def drain(self, deadline_s: float) -> bool:
@@ -241,4 +273,5 @@ class JobConsumer:
             "pools_replaced": self.cpu.pools_replaced,
             "abandoned": self.abandoned,
             "deferred": self.deferred,
+            "publish_refused": self.publish_refused,
         }

@@ -18,10 +18,11 @@ import httpx
 import pytest
 
 from deploy.local import ClusterState
-from deploy.servers import wait_gone
+from deploy.servers import ServerProcess, stop_process_group, wait_gone
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 Record = Callable[..., None]
+Starter = Callable[[], ServerProcess]
 
 
 @pytest.fixture(scope="session")
@@ -90,3 +91,21 @@ def instance_stats(gateway_url: str, instance: str) -> dict[str, Any]:
 def worker_stats(gateway_url: str, instance: str = "worker-1") -> dict[str, Any]:
     time.sleep(1.2)  # one heartbeat interval, so the figures are current
     return instance_stats(gateway_url, instance)
+
+
+@pytest.fixture
+def private_server(tmp_path: Path) -> Iterator[Callable[[Starter], Starter]]:
+    """Wrap a server starter so that every instance it starts is stopped afterwards."""
+    started: list[ServerProcess] = []
+
+    def tracked(start: Starter) -> Starter:
+        def start_and_track() -> ServerProcess:
+            server = start()
+            started.append(server)
+            return server
+
+        return start_and_track
+
+    yield tracked
+    for server in reversed(started):
+        stop_process_group(server.pid, timeout_s=30)

@@ -36,7 +36,7 @@ async def publish_raw(settings: Settings, bodies: list[bytes]) -> None:
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
         items = [(settings.names.jobs_queue, make_message(body)) for body in bodies]
-        await publish_many_confirmed(channel.default_exchange, items, window=64)
+        await publish_many_confirmed(channel.default_exchange, items, window=64, timeout_s=30)
 
 
 async def dead_letters(settings: Settings) -> list[bytes]:

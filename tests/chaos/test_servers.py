@@ -8,42 +8,20 @@ the same data, and checks that the batch in flight finishes with every job count
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import pytest
 
 from deploy.servers import (
-    ServerProcess,
     start_private_rabbitmq,
     start_private_redis,
     stop_process_group,
 )
 from shared.settings import WorkerMode
-from tests.chaos.conftest import Record, wait_progress, wait_until
+from tests.chaos.conftest import Record, Starter, wait_progress, wait_until
 from tests.conftest import ClusterFactory, free_port
 from tests.e2e.conftest import run_batch, submit, wait_done
-
-Starter = Callable[[], ServerProcess]
-
-
-@pytest.fixture
-def private_server(tmp_path: Path) -> Iterator[Callable[[Starter], Starter]]:
-    """Wrap a server starter so that every instance it starts is stopped afterwards."""
-    started: list[ServerProcess] = []
-
-    def tracked(start: Starter) -> Starter:
-        def start_and_track() -> ServerProcess:
-            server = start()
-            started.append(server)
-            return server
-
-        return start_and_track
-
-    yield tracked
-    for server in reversed(started):
-        stop_process_group(server.pid, timeout_s=30)
 
 
 def answer_to_submit(gateway_url: str) -> httpx.Response:

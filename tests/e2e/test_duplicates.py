@@ -26,7 +26,7 @@ async def replay(settings: Settings, results: list[Result]) -> None:
         channel = await connection.channel(publisher_confirms=True)
         queue = settings.names.results_queue
         messages = [(queue, make_message(result.encode())) for result in results]
-        await publish_many_confirmed(channel.default_exchange, messages, window=64)
+        await publish_many_confirmed(channel.default_exchange, messages, window=64, timeout_s=30)
 
 
 def test_redelivered_results_are_absorbed(

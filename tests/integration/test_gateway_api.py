@@ -7,12 +7,16 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
+from aio_pika.abc import AbstractRobustConnection
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from structlog.testing import capture_logs
 
 from services.aggregator.fold import ResultFolder
-from services.gateway.app import create_app
-from shared.jobs import JobKind, Result
+from services.gateway.app import Gateway, create_app
+from shared.jobs import BatchRequest, JobKind, JobParams, Result
+from shared.messaging import queue_depths
+from shared.names import Names
 from shared.settings import Settings
 
 
@@ -131,7 +135,16 @@ async def test_api_key_guards_writes_when_configured(settings: Settings) -> None
         assert wrong.status_code == 401
         right = await client.post("/batches", json=body, headers={"X-API-Key": "sekrit"})
         assert right.status_code == 202
-        assert (await client.get("/healthz")).status_code == 200
+        for path in ("/healthz", "/readyz", "/metrics", f"/batches/{right.json()['batch_id']}"):
+            assert (await client.get(path)).status_code == 200, path
+        for path in ("/instances", "/api/overview"):
+            assert (await client.get(path)).status_code == 401, path
+            assert (await client.get(path, headers={"X-API-Key": "sekri"})).status_code == 401
+            assert (await client.get(path, headers={"X-API-Key": "sekrit"})).status_code == 200
+        non_ascii = await client.post(
+            "/batches", json=body, headers={"X-API-Key": "sékrit".encode("latin-1")}
+        )
+        assert non_ascii.status_code == 401
 
 
 async def test_backlog_limit_answers_503_with_retry_after(settings: Settings) -> None:
@@ -158,3 +171,63 @@ async def test_a_done_batch_is_read_from_redis_once(
     assert first["status"] == "done"
     await redis.delete(settings.names.batch(batch_id))
     assert (await client.get(f"/batches/{batch_id}")).json() == first
+
+
+async def test_an_unroutable_batch_answers_503(
+    client: httpx.AsyncClient, settings: Settings, amqp: AbstractRobustConnection, redis: Redis
+) -> None:
+    """No jobs queue: the broker returns every job, so nothing may be promised with a 202."""
+    async with amqp.channel() as channel:
+        await channel.queue_delete(settings.names.jobs_queue)
+    answer = await client.post("/batches", json={"kind": "io", "count": 3})
+    assert answer.status_code == 503, answer.text
+    assert "did not confirm" in answer.json()["detail"]
+
+
+async def cancel_mid_publish(gateway: Gateway, redis: Redis, names: Names) -> str:
+    """Start a large submit, cancel it once publishing is under way; the batch's id."""
+    request = BatchRequest(kind=JobKind.IO, count=20_000, params=JobParams(io_ms=0))
+    submit = asyncio.create_task(gateway.submit(request, "trace"))
+    batch_ids: list[str] = []
+    for _ in range(200):
+        await asyncio.sleep(0.02)
+        batch_ids = await redis.zrange(names.batches_index, 0, -1)
+        if batch_ids and (await queue_depths(gateway.connection, names))[names.jobs_queue] > 0:
+            break
+    return await finish_cancelled(submit, batch_ids)
+
+
+async def finish_cancelled(submit: asyncio.Task[object], batch_ids: list[str]) -> str:
+    submit.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await submit
+    assert len(batch_ids) == 1
+    return batch_ids[0]
+
+
+async def test_a_cancelled_submit_aborts_its_batch(settings: Settings, redis: Redis) -> None:
+    async with Gateway(settings.replace(publish_window=8)).running() as gateway:
+        batch_id = await cancel_mid_publish(gateway, redis, settings.names)
+        fields = await redis.hgetall(settings.names.batch(batch_id))
+        assert fields["status"] == "aborted", fields
+        assert 0 < int(fields["confirmed"]) < 20_000
+
+
+async def test_an_abort_that_fails_is_logged(settings: Settings, redis: Redis) -> None:
+    names = settings.names
+    async with Gateway(settings.replace(publish_window=8)).running() as gateway:
+        request = BatchRequest(kind=JobKind.IO, count=20_000, params=JobParams(io_ms=0))
+        submit = asyncio.create_task(gateway.submit(request, "trace"))
+        batch_ids: list[str] = []
+        for _ in range(200):
+            await asyncio.sleep(0.02)
+            batch_ids = await redis.zrange(names.batches_index, 0, -1)
+            if batch_ids:
+                break
+        # A real Redis error for the abort: the batch's key is no longer a hash.
+        await redis.delete(names.batch(batch_ids[0]))
+        await redis.set(names.batch(batch_ids[0]), "not a hash")
+        with capture_logs() as logs:
+            await finish_cancelled(submit, batch_ids)
+    failed = [e for e in logs if e["event"] == "batch_abort_failed"]
+    assert failed and "ResponseError" in failed[0]["error"], logs

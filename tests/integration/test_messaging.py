@@ -9,6 +9,7 @@ from shared.messaging import (
     publish_many_confirmed,
     queue_depths,
 )
+from shared.names import retry_delay_ms
 from shared.settings import Settings
 
 
@@ -21,7 +22,9 @@ async def test_many_confirmed_publishes_all_arrive(
         (settings.names.jobs_queue, make_message(str(i).encode(), message_id=str(i)))
         for i in range(500)
     )
-    confirmed = await publish_many_confirmed(channel.default_exchange, messages, window=64)
+    confirmed = await publish_many_confirmed(
+        channel.default_exchange, messages, window=64, timeout_s=30
+    )
     assert confirmed == 500
     await asyncio.sleep(0.2)
     assert (await queue_depths(amqp, settings.names))[settings.names.jobs_queue] == 500
@@ -66,19 +69,25 @@ async def test_rejected_message_is_dead_lettered(
     await dead.ack()
 
 
-async def test_retry_queue_returns_jobs_after_their_delay(
+async def test_a_long_delay_does_not_hold_up_a_short_one(
     settings: Settings, amqp: AbstractRobustConnection
 ) -> None:
+    """One queue of per-message expirations only expires its head: a 60 s retry ahead of a
+    0.25 s one would hold it for 60 s. One queue per delay keeps every queue in TTL order."""
+    names = settings.names
     channel = await amqp.channel()
-    queues = await declare_topology(channel, settings.names)
-    await channel.default_exchange.publish(
-        make_message(b"later", expiration_s=0.2), routing_key=settings.names.retry_queue
-    )
+    queues = await declare_topology(channel, names)
+    for body, delay_s in ((b"in a minute", 60.0), (b"soon", 0.25)):
+        await channel.default_exchange.publish(
+            make_message(body), routing_key=names.delay_queue(retry_delay_ms(delay_s))
+        )
     assert await queues["jobs"].get(fail=False) is None
-    await asyncio.sleep(0.6)
+    await asyncio.sleep(1.0)
     message = await queues["jobs"].get(timeout=5)
-    assert message.body == b"later"
+    assert message.body == b"soon"
     await message.ack()
+    depths = await queue_depths(amqp, names)
+    assert depths[names.retry_queue] == 1 and names.delay_queue(60_000) not in depths
 
 
 async def test_depth_of_missing_queue_is_reported_not_created(

@@ -240,7 +240,14 @@ function render(overview) {
 async function poll() {
   const status = document.getElementById("status");
   try {
-    const answer = await fetch("/api/overview", { cache: "no-store" });
+    const key = window.sessionStorage.getItem("coord-api-key");
+    const headers = key ? { "X-API-Key": key } : {};
+    const answer = await fetch("/api/overview", { cache: "no-store", headers });
+    if (answer.status === 401) {
+      // The gateway has COORD_API_KEY set: ask once per tab, keep it for this session only.
+      const given = window.prompt("This gateway needs its API key (X-API-Key):");
+      if (given) window.sessionStorage.setItem("coord-api-key", given);
+    }
     if (!answer.ok) throw new Error(`gateway answered ${answer.status}`);
     render(await answer.json());
     state.polls += 1;
