@@ -1,7 +1,13 @@
-"""The Compose path of ``cluster up``: used when a Docker engine answers."""
+"""The Compose path of ``cluster up``: used when a container engine answers.
+
+Every call names its Compose project (``-p``), so ``down`` removes exactly that project's
+containers, network and volumes, and runs with the engine's environment (``DOCKER_HOST``
+and the locally built images for podman; see ``deploy.engine``).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -10,6 +16,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 
@@ -19,6 +27,7 @@ COMPOSE_FILE = Path("docker-compose.yml")
 ENV_FILE = Path(".env")
 ENV_EXAMPLE = Path(".env.example")
 SECRET_KEY = re.compile(r"^(?P<key>[A-Z0-9_]*PASSWORD)=.*$", re.MULTILINE)
+PROJECT_LABEL = "com.docker.compose.project"
 
 
 class ComposeError(RuntimeError):
@@ -30,6 +39,15 @@ class ComposeCli:
     argv: list[str]
     can_wait: bool
     """``docker compose`` (v2) waits for healthchecks itself; ``docker-compose`` 1.x cannot."""
+
+
+@dataclass(frozen=True)
+class Project:
+    """One Compose project on one engine: its name and the environment Compose runs with."""
+
+    name: str
+    env: dict[str, str]
+    file: Path = COMPOSE_FILE
 
 
 def docker_engine_available() -> bool:
@@ -48,18 +66,15 @@ def docker_engine_available() -> bool:
     return probe.returncode == 0 and bool(probe.stdout.strip())
 
 
-def compose_cli() -> ComposeCli:
+def compose_cli(project: Project) -> ComposeCli:
+    files = ["-f", str(project.file), "-p", project.name]
     if shutil.which("docker"):
         probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
         if probe.returncode == 0:
-            return ComposeCli(["docker", "compose", "-f", str(COMPOSE_FILE)], can_wait=True)
+            return ComposeCli(["docker", "compose", *files], can_wait=True)
     if shutil.which("docker-compose"):
-        return ComposeCli(["docker-compose", "-f", str(COMPOSE_FILE)], can_wait=False)
+        return ComposeCli(["docker-compose", *files], can_wait=False)
     raise ComposeError("neither `docker compose` nor `docker-compose` is installed")
-
-
-def compose_command() -> list[str]:
-    return compose_cli().argv
 
 
 def ensure_env_file(env_file: Path = ENV_FILE, example: Path = ENV_EXAMPLE) -> bool:
@@ -78,59 +93,156 @@ def ensure_env_file(env_file: Path = ENV_FILE, example: Path = ENV_EXAMPLE) -> b
     return True
 
 
-def _run(argv: list[str], env: dict[str, str] | None = None) -> None:
+def run_compose(project: Project, *args: str, env: dict[str, str] | None = None) -> None:
+    argv = [*compose_cli(project).argv, *args]
     try:
-        subprocess.run(argv, env=env, check=True)
+        subprocess.run(argv, env={**project.env, **(env or {})}, check=True)
     except subprocess.CalledProcessError as exc:
-        command = " ".join(argv[: argv.index("-f")] + argv[argv.index("-f") + 2 :][:1])
-        raise ComposeError(f"`{command}` failed (exit {exc.returncode})") from exc
+        raise ComposeError(f"`{argv[0]} {args[0]}` failed (exit {exc.returncode})") from exc
 
 
-def wait_ready(url: str, timeout_s: float) -> None:
-    """Poll the gateway's /readyz: what `docker compose up --wait` does for Compose 1.x."""
+def wait_ready(url: str, workers: int, timeout_s: float) -> None:
+    """Wait until /readyz answers and ``workers`` workers send heartbeats (what `--wait` does)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
+                instances = httpx.get(f"{url}/instances", timeout=2).json()["instances"]
+                fresh = [
+                    i
+                    for i in instances
+                    if i.get("service") == "worker" and time.time() - i["last_seen"] < 5
+                ]
+                if len(fresh) >= workers:
+                    return
+        except (httpx.HTTPError, ValueError, KeyError):
             pass
         time.sleep(1)
-    raise ComposeError(f"the gateway at {url} was not ready within {timeout_s:.0f}s")
+    raise ComposeError(f"the cluster at {url} was not ready within {timeout_s:.0f}s")
 
 
 def compose_up(
-    workers: int, mode: WorkerMode, pool_size: int, *, gateway_url: str, timeout_s: float = 300
+    project: Project,
+    workers: int,
+    mode: WorkerMode,
+    pool_size: int,
+    *,
+    gateway_url: str,
+    timeout_s: float = 600,
 ) -> bool:
     """Build and start the cluster with ``workers`` replicas; True if it wrote a new .env."""
-    cli = compose_cli()
+    cli = compose_cli(project)
     wrote_env = ensure_env_file()
-    argv = [*cli.argv, "up", "-d", "--build", "--scale", f"worker={workers}"]
+    args = ["up", "-d", "--build", "--scale", f"worker={workers}"]
     if cli.can_wait:
-        argv.insert(argv.index("--build"), "--wait")
-    _run(
-        argv,
-        env={
-            **os.environ,
-            "COORD_WORKER_MODE": mode.value,
-            "COORD_POOL_SIZE": str(pool_size),
-        },
+        args.insert(1, "--wait")
+    run_compose(
+        project,
+        *args,
+        env={"COORD_WORKER_MODE": mode.value, "COORD_POOL_SIZE": str(pool_size)},
     )
-    if not cli.can_wait:
-        wait_ready(gateway_url, timeout_s)
+    wait_ready(gateway_url, workers, timeout_s)
     return wrote_env
 
 
-def compose_down() -> None:
-    _run([*compose_command(), "down", "--remove-orphans"])
+def compose_scale(project: Project, service: str, replicas: int) -> None:
+    """Change the replicas of one service without touching the others."""
+    run_compose(project, "up", "-d", "--no-deps", "--scale", f"{service}={replicas}", service)
 
 
-def compose_ps() -> None:
-    _run([*compose_command(), "ps"])
+def compose_down(project: Project) -> None:
+    """Remove the project's containers, network and volumes, and nothing else."""
+    run_compose(project, "down", "--volumes", "--remove-orphans")
 
 
-def compose_logs(follow: bool) -> subprocess.Popen[bytes]:
-    argv = [*compose_command(), "logs", "--no-log-prefix", "--no-color"]
+def compose_logs(project: Project, follow: bool) -> subprocess.Popen[bytes]:
+    argv = [*compose_cli(project).argv, "logs", "--no-log-prefix", "--no-color"]
     if follow:
         argv.append("--follow")
-    return subprocess.Popen(argv, stdout=subprocess.PIPE)
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, env=project.env)
+
+
+def engine_client(env: dict[str, str], timeout_s: float = 10) -> httpx.Client:
+    """A client for the Docker Engine API that ``DOCKER_HOST`` names (podman speaks it too)."""
+    host = env.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    parsed = urlparse(host)
+    if parsed.scheme == "unix":
+        transport = httpx.HTTPTransport(uds=parsed.path)
+        return httpx.Client(transport=transport, base_url="http://engine", timeout=timeout_s)
+    return httpx.Client(base_url=f"http://{parsed.netloc}", timeout=timeout_s)
+
+
+def project_containers(project: Project, *, every: bool = True) -> list[dict[str, Any]]:
+    """The project's containers as the Engine API lists them (``every``: stopped ones too)."""
+    filters = json.dumps({"label": [f"{PROJECT_LABEL}={project.name}"]})
+    try:
+        with engine_client(project.env) as client:
+            answer = client.get(
+                "/containers/json", params={"all": str(every).lower(), "filters": filters}
+            )
+            answer.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise ComposeError(
+            f"the container engine did not answer ({exc.__class__.__name__})"
+        ) from exc
+    containers: list[dict[str, Any]] = answer.json()
+    return containers
+
+
+def project_networks(project: Project) -> list[str]:
+    filters = json.dumps({"label": [f"{PROJECT_LABEL}={project.name}"]})
+    with engine_client(project.env) as client:
+        answer = client.get("/networks", params={"filters": filters})
+        answer.raise_for_status()
+    return [n["Name"] for n in answer.json()]
+
+
+def container_status(project: Project, gateway_url: str) -> dict[str, Any]:
+    """The same report as ``cluster_status`` for local processes, from the containers.
+
+    Members are the project's containers; heartbeats come from Redis through the gateway,
+    each matched to its container by hostname (a container's hostname is its short id).
+    """
+    members = []
+    for container in project_containers(project):
+        labels = container.get("Labels") or {}
+        service = labels.get("com.docker.compose.service", "?")
+        number = labels.get("com.docker.compose.container-number", "1")
+        members.append(
+            {
+                "name": f"{service}-{number}",
+                "service": service,
+                "pid": container["Id"][:12],
+                "alive": container.get("State") == "running",
+                "status": container.get("Status", ""),
+                "instance_prefix": f"{container['Id'][:12]}-",
+            }
+        )
+    members.sort(key=lambda m: (m["service"], m["name"]))
+    report: dict[str, Any] = {
+        "namespace": project.env.get("COORD_NAMESPACE", "coord"),
+        "project": project.name,
+        "gateway_url": gateway_url,
+        "members": members,
+        "servers": [],
+        "instances": [],
+        "queues": {},
+    }
+    try:
+        data = httpx.get(f"{gateway_url}/instances", timeout=3).json()
+        report["instances"] = data["instances"]
+        report["queues"] = data["queues"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        report["gateway_reachable"] = False
+    for member in members:
+        beat = next(
+            (i for i in report["instances"] if i["instance"].startswith(member["instance_prefix"])),
+            None,
+        )
+        member["instance"] = beat["instance"] if beat else member["name"]
+    return report
+
+
+def default_project_name() -> str:
+    """Compose's own default would be the checkout's folder name; ours is stable."""
+    return os.environ.get("COMPOSE_PROJECT_NAME") or "coord"

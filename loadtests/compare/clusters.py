@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import psutil
 
 from deploy import compose
+from deploy.engine import Engine, detect_engine, prepare_engine
 from deploy.servers import host_port
 from loadtests.compare.scenarios import Scenario
 from loadtests.harness import scoped_cluster
@@ -79,13 +80,22 @@ def compose_cluster(settings: Settings, scenario: Scenario) -> Iterator[RunningC
     recorded; everything else comes through the gateway's HTTP API as in the local case.
     """
     gateway_url = f"http://127.0.0.1:{settings.gateway_port}"
+    env = prepare_engine(detect_engine())
+    project = compose.Project(
+        settings.namespace,
+        {
+            **env,
+            "COORD_NAMESPACE": settings.namespace,
+            "COORD_GATEWAY_PORT": str(settings.gateway_port),
+        },
+    )
     try:
         compose.compose_up(
-            scenario.workers, scenario.mode, scenario.pool_size, gateway_url=gateway_url
+            project, scenario.workers, scenario.mode, scenario.pool_size, gateway_url=gateway_url
         )
         yield RunningCluster(gateway_url)
     finally:
-        compose.compose_down()
+        compose.compose_down(project)
 
 
 def choose_starter(*, local: bool = False) -> tuple[str, ClusterStarter]:
@@ -95,6 +105,6 @@ def choose_starter(*, local: bool = False) -> tuple[str, ClusterStarter]:
     ``COORD_GATEWAY_PORT``; the comparison's own tuning (heartbeat interval, log level) then
     does not reach it, which only widens the lag window by up to two default heartbeats.
     """
-    if not local and compose.docker_engine_available():
+    if not local and detect_engine() != Engine.LOCAL:
         return "compose", compose_cluster
     return "local processes", local_cluster
