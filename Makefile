@@ -9,12 +9,16 @@ STAMP := $(VENV)/.installed
 WORKERS ?= 2
 MODE ?= processes
 POOL ?= 0
+# auto: Docker if it answers, else podman when `make up ENGINE=podman` set it up, else local
+# processes. ENGINE=podman installs podman and builds the images where needed (cached).
+ENGINE ?= auto
 PYTEST_ARGS ?=
 
 .PHONY: help venv prereqs up down ps status logs test test-unit lint format clean
 
 help:
 	@echo "make up [WORKERS=N] [MODE=blocking|threads|processes] [POOL=P]  start the cluster"
+	@echo "        [ENGINE=auto|docker|podman|local]                          where it runs"
 	@echo "make down | ps | logs                                             stop / list / follow it"
 	@echo "make test                                                          all tests"
 	@echo "make lint                                                          ruff and mypy"
@@ -31,16 +35,16 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 up: $(STAMP)
-	$(BIN)/cluster up --workers $(WORKERS) --mode $(MODE) --pool $(POOL)
+	$(BIN)/cluster up --workers $(WORKERS) --mode $(MODE) --pool $(POOL) --engine $(ENGINE)
 
 down: $(STAMP)
-	$(BIN)/cluster down
+	$(BIN)/cluster down --engine $(ENGINE)
 
 ps status: $(STAMP)
-	$(BIN)/cluster status
+	$(BIN)/cluster status --engine $(ENGINE)
 
 logs: $(STAMP)
-	$(BIN)/cluster logs --follow
+	$(BIN)/cluster logs --follow --engine $(ENGINE)
 
 # What the tests need beyond Python packages (servers, browser, Compose): installed and
 # started by one script, the same one CI goes through.

@@ -28,6 +28,11 @@ ENV_FILE = Path(".env")
 ENV_EXAMPLE = Path(".env.example")
 SECRET_KEY = re.compile(r"^(?P<key>[A-Z0-9_]*PASSWORD)=.*$", re.MULTILINE)
 PROJECT_LABEL = "com.docker.compose.project"
+INTERNAL_METRICS = {
+    "gateway": "8000 (in network)",
+    "worker": "9100 (in network)",
+    "aggregator": "9100 (in network)",
+}
 
 
 class ComposeError(RuntimeError):
@@ -189,6 +194,21 @@ def project_containers(project: Project, *, every: bool = True) -> list[dict[str
     return containers
 
 
+def container_health(project: Project, ids: list[str]) -> dict[str, str]:
+    """Each container's health (healthy, starting, ...), where it has a healthcheck."""
+    found = {}
+    with engine_client(project.env) as client:
+        for container_id in ids:
+            try:
+                state = client.get(f"/containers/{container_id}/json").json().get("State", {})
+            except (httpx.HTTPError, ValueError):
+                continue
+            status = (state.get("Health") or {}).get("Status")
+            if status:
+                found[container_id] = status
+    return found
+
+
 def project_networks(project: Project) -> list[str]:
     filters = json.dumps({"label": [f"{PROJECT_LABEL}={project.name}"]})
     with engine_client(project.env) as client:
@@ -204,7 +224,9 @@ def container_status(project: Project, gateway_url: str) -> dict[str, Any]:
     each matched to its container by hostname (a container's hostname is its short id).
     """
     members = []
-    for container in project_containers(project):
+    containers = project_containers(project)
+    health = container_health(project, [c["Id"] for c in containers])
+    for container in containers:
         labels = container.get("Labels") or {}
         service = labels.get("com.docker.compose.service", "?")
         number = labels.get("com.docker.compose.container-number", "1")
@@ -214,8 +236,9 @@ def container_status(project: Project, gateway_url: str) -> dict[str, Any]:
                 "service": service,
                 "pid": container["Id"][:12],
                 "alive": container.get("State") == "running",
-                "status": container.get("Status", ""),
+                "status": health.get(container["Id"]) or "yes",
                 "instance_prefix": f"{container['Id'][:12]}-",
+                "metrics_port": INTERNAL_METRICS.get(service, ""),
             }
         )
     members.sort(key=lambda m: (m["service"], m["name"]))

@@ -11,6 +11,7 @@ healthy (a RabbitMQ probe costs about 1.7 s of CPU). It exits with the podman se
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import subprocess
@@ -75,15 +76,13 @@ def run(service_pid: int) -> None:
         containers = parse_ps(listing.stdout)
         for container_id in due(containers, last_probe, time.monotonic()):
             last_probe[container_id] = time.monotonic()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 subprocess.run(
                     ["podman", "healthcheck", "run", container_id],
                     capture_output=True,
                     timeout=PROBE_TIMEOUT_S,
                     check=False,
                 )
-            except subprocess.TimeoutExpired:
-                pass
         running = {c.id for c in containers}
         last_probe = {k: v for k, v in last_probe.items() if k in running}
         starting = any(c.health == "starting" for c in containers)
