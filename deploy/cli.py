@@ -61,7 +61,10 @@ def settings_or_fail(**overrides: object) -> Settings:
 
 EngineOption = Annotated[
     Engine,
-    typer.Option(help="auto: Docker if it answers, else our podman if set up, else processes"),
+    typer.Option(
+        envvar="COORD_ENGINE",
+        help="auto: Docker if it answers, else our podman if set up, else processes",
+    ),
 ]
 
 

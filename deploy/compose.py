@@ -71,15 +71,21 @@ def docker_engine_available() -> bool:
     return probe.returncode == 0 and bool(probe.stdout.strip())
 
 
-def compose_cli(project: Project) -> ComposeCli:
-    files = ["-f", str(project.file), "-p", project.name]
+def compose_command_name() -> str:
+    """``docker compose`` (v2) when the plugin is there, else ``docker-compose`` (1.x)."""
     if shutil.which("docker"):
         probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
         if probe.returncode == 0:
-            return ComposeCli(["docker", "compose", *files], can_wait=True)
+            return "docker compose"
     if shutil.which("docker-compose"):
-        return ComposeCli(["docker-compose", *files], can_wait=False)
+        return "docker-compose"
     raise ComposeError("neither `docker compose` nor `docker-compose` is installed")
+
+
+def compose_cli(project: Project) -> ComposeCli:
+    command = compose_command_name()
+    argv = [*command.split(), "-f", str(project.file), "-p", project.name]
+    return ComposeCli(argv, can_wait=command == "docker compose")
 
 
 def ensure_env_file(env_file: Path = ENV_FILE, example: Path = ENV_EXAMPLE) -> bool:
@@ -134,10 +140,14 @@ def compose_up(
     *,
     gateway_url: str,
     timeout_s: float = 600,
+    write_env_file: bool = True,
 ) -> bool:
-    """Build and start the cluster with ``workers`` replicas; True if it wrote a new .env."""
+    """Build and start the cluster with ``workers`` replicas; True if it wrote a new .env.
+
+    ``write_env_file=False`` is for callers that put the passwords in the project's env.
+    """
     cli = compose_cli(project)
-    wrote_env = ensure_env_file()
+    wrote_env = ensure_env_file() if write_env_file else False
     args = ["up", "-d", "--build", "--scale", f"worker={workers}"]
     if cli.can_wait:
         args.insert(1, "--wait")
@@ -215,6 +225,14 @@ def project_networks(project: Project) -> list[str]:
         answer = client.get("/networks", params={"filters": filters})
         answer.raise_for_status()
     return [n["Name"] for n in answer.json()]
+
+
+def project_volumes(project: Project) -> list[str]:
+    filters = json.dumps({"label": [f"{PROJECT_LABEL}={project.name}"]})
+    with engine_client(project.env) as client:
+        answer = client.get("/volumes", params={"filters": filters})
+        answer.raise_for_status()
+    return [v["Name"] for v in answer.json().get("Volumes") or []]
 
 
 def container_status(project: Project, gateway_url: str) -> dict[str, Any]:
