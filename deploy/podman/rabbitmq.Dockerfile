@@ -11,7 +11,9 @@ RUN apt-get update \
        > /etc/rabbitmq/conf.d/10-defaults.conf \
     && chown -R rabbitmq:rabbitmq /etc/rabbitmq /var/lib/rabbitmq /var/log/rabbitmq
 COPY rabbitmq-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
-ENV RABBITMQ_LOGS=- HOME=/var/lib/rabbitmq
+# Debian's /usr/sbin wrappers send the log to a file and do not pass SIGTERM on: use the
+# scripts they wrap, as the official image does.
+ENV PATH=/usr/lib/rabbitmq/bin:$PATH RABBITMQ_LOGS=- HOME=/var/lib/rabbitmq
 USER rabbitmq
 EXPOSE 5672
 ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]

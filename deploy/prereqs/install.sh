@@ -75,8 +75,10 @@ servers() {
 # container tests. Everything is cached: a second run installs and builds nothing.
 PODMAN_DIR=${COORD_PODMAN_DIR:-/run/coord-podman}
 BASE_IMAGE=localhost/coord-python:3.11-bookworm
-RABBITMQ_LOCAL=localhost/coord-rabbitmq:3.10
-REDIS_LOCAL=localhost/coord-redis:7.0
+# Tagged by the hash of their recipe, so a changed recipe builds a new image.
+recipe_hash() { cat "$@" | sha256sum | cut -c1-10; }
+RABBITMQ_LOCAL=localhost/coord-rabbitmq:3.10-$(recipe_hash deploy/podman/rabbitmq*)
+REDIS_LOCAL=localhost/coord-redis:7.0-$(recipe_hash deploy/podman/redis*)
 
 podman_conf() {
   # The project's own containers.conf (named by CONTAINERS_CONF), not the machine's /etc:
