@@ -52,7 +52,9 @@ class Project:
 
     name: str
     env: dict[str, str]
-    file: Path = COMPOSE_FILE
+    files: tuple[Path, ...] = (COMPOSE_FILE,)
+    quiet: bool = False
+    """Keep Compose's progress off the terminal (a failure still says its last line)."""
 
 
 def docker_engine_available() -> bool:
@@ -84,7 +86,8 @@ def compose_command_name() -> str:
 
 def compose_cli(project: Project) -> ComposeCli:
     command = compose_command_name()
-    argv = [*command.split(), "-f", str(project.file), "-p", project.name]
+    files = [arg for path in project.files for arg in ("-f", str(path))]
+    argv = [*command.split(), *files, "-p", project.name]
     return ComposeCli(argv, can_wait=command == "docker compose")
 
 
@@ -107,9 +110,17 @@ def ensure_env_file(env_file: Path = ENV_FILE, example: Path = ENV_EXAMPLE) -> b
 def run_compose(project: Project, *args: str, env: dict[str, str] | None = None) -> None:
     argv = [*compose_cli(project).argv, *args]
     try:
-        subprocess.run(argv, env={**project.env, **(env or {})}, check=True)
+        subprocess.run(
+            argv,
+            env={**project.env, **(env or {})},
+            check=True,
+            capture_output=project.quiet,
+            text=True,
+        )
     except subprocess.CalledProcessError as exc:
-        raise ComposeError(f"`{argv[0]} {args[0]}` failed (exit {exc.returncode})") from exc
+        last = (exc.stderr or "").strip().splitlines()[-1:] if project.quiet else []
+        detail = f": {last[0][:200]}" if last else ""
+        raise ComposeError(f"`{argv[0]} {args[0]}` failed (exit {exc.returncode}){detail}") from exc
 
 
 def wait_ready(url: str, workers: int, timeout_s: float) -> None:

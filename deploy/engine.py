@@ -8,6 +8,9 @@ runs. Asking for podman sets it up and starts its service (cached, so quick when
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 
 from deploy.compose import docker_engine_available
@@ -46,3 +49,29 @@ def engine_env(engine: Engine) -> dict[str, str]:
     if engine == Engine.PODMAN:
         return {**os.environ, **service.compose_env()}
     return dict(os.environ)
+
+
+def available_container_engine() -> Engine | None:
+    """Docker when it answers; podman when its service runs or it has been set up."""
+    if docker_engine_available():
+        return Engine.DOCKER
+    if service.service_answers() or (
+        shutil.which("podman") is not None and service.IMAGES_ENV.exists()
+    ):
+        return Engine.PODMAN
+    return None
+
+
+@contextmanager
+def engine_for(engine: Engine | None) -> Iterator[dict[str, str] | None]:
+    """The engine's Compose environment for a while; podman's service is stopped again
+    afterwards if this started it, so the machine is left as it was."""
+    if engine is None:
+        yield None
+        return
+    was_running = engine != Engine.PODMAN or service.service_answers()
+    try:
+        yield prepare_engine(engine)
+    finally:
+        if not was_running:
+            service.stop_service()
