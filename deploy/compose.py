@@ -28,6 +28,8 @@ ENV_FILE = Path(".env")
 ENV_EXAMPLE = Path(".env.example")
 SECRET_KEY = re.compile(r"^(?P<key>[A-Z0-9_]*PASSWORD)=.*$", re.MULTILINE)
 PROJECT_LABEL = "com.docker.compose.project"
+BUILT_BY = "gateway"
+"""Every app service runs the one image; building it for this one builds it for all."""
 INTERNAL_METRICS = {
     "gateway": "8000 (in network)",
     "worker": "9100 (in network)",
@@ -159,9 +161,14 @@ def compose_up(
     """
     cli = compose_cli(project)
     wrote_env = ensure_env_file() if write_env_file else False
-    args = ["up", "-d", "--build", "--scale", f"worker={workers}"]
+    args = ["up", "-d", "--scale", f"worker={workers}"]
     if cli.can_wait:
-        args.insert(1, "--wait")
+        args[1:1] = ["--wait", "--build"]
+    else:
+        # Compose 1.x builds the one image once for every service that names it: build it
+        # through one service, then start without building.
+        run_compose(project, "build", BUILT_BY)
+        args.insert(2, "--no-build")
     run_compose(
         project,
         *args,
