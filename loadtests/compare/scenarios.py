@@ -115,6 +115,8 @@ class Scenario:
         if self.mode == WorkerMode.BLOCKING:
             return f"{loops}, blocking"
         unit = "threads" if self.mode == WorkerMode.THREADS else "processes"
+        if self.effective_pool_size == 1:
+            unit = unit.removesuffix("s").removesuffix("e")
         sized = "" if self.pool_size else " (sized by the quota)"
         return f"{loops}, {self.effective_pool_size} {unit}{sized}"
 
