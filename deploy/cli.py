@@ -88,7 +88,10 @@ def container_engine(settings: Settings, engine: Engine) -> compose.Project | No
     chosen = detect_engine(engine)
     if chosen == Engine.LOCAL:
         return None
-    return compose_project(settings, engine_env(chosen))
+    try:
+        return compose_project(settings, engine_env(chosen))
+    except PodmanError as exc:
+        fail(str(exc))
 
 
 @app.command()

@@ -45,8 +45,13 @@ def prepare_engine(engine: Engine) -> dict[str, str]:
 
 
 def engine_env(engine: Engine) -> dict[str, str]:
-    """The environment Compose runs with for an engine already set up (down, ps, logs)."""
+    """The environment Compose runs with for an engine already set up (down, ps, logs).
+
+    Podman's service is started again if it was stopped, but nothing is installed or built.
+    """
     if engine == Engine.PODMAN:
+        if not service.service_answers():
+            service.ensure_service()
         return {**os.environ, **service.compose_env()}
     return dict(os.environ)
 

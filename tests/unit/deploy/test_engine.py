@@ -34,6 +34,7 @@ def test_podman_compose_env_names_the_private_socket_and_the_local_images(
     images = tmp_path / "images.env"
     images.write_text("RABBITMQ_IMAGE=localhost/coord-rabbitmq:3.10-abc\nREDIS_IMAGE=r\n")
     monkeypatch.setattr(engine.service, "IMAGES_ENV", images)
+    monkeypatch.setattr(engine.service, "service_answers", lambda: True)
     env = engine.engine_env(Engine.PODMAN)
     assert env["DOCKER_HOST"] == f"unix://{engine.service.SOCKET}"
     assert env["RABBITMQ_IMAGE"] == "localhost/coord-rabbitmq:3.10-abc"
