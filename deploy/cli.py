@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from deploy import compose
+from deploy.engine import Engine, detect_engine, engine_env, prepare_engine
 from deploy.local import (
     ClusterError,
     ClusterState,
@@ -37,6 +38,7 @@ from deploy.logview import (
     print_records,
     read_records,
 )
+from deploy.podman.service import PodmanError
 from deploy.servers import ServerUnavailable
 from shared.jobs import JobKind
 from shared.settings import Settings, WorkerMode, load_settings
@@ -62,8 +64,39 @@ def settings_or_fail(**overrides: object) -> Settings:
         fail(f"bad setting COORD_{str(first['loc'][0]).upper()}: {first['msg']}")
 
 
-def use_compose(local: bool) -> bool:
-    return not local and compose.docker_engine_available()
+EngineOption = Annotated[
+    Engine,
+    typer.Option(
+        envvar="COORD_ENGINE",
+        help="auto: Docker if it answers, else our podman if set up, else processes",
+    ),
+]
+
+
+def compose_project(settings: Settings, env: dict[str, str]) -> compose.Project:
+    """The Compose project of this cluster: named after its namespace unless set."""
+    name = env.get("COMPOSE_PROJECT_NAME") or settings.namespace
+    return compose.Project(
+        name,
+        {
+            **env,
+            "COORD_NAMESPACE": settings.namespace,
+            "COORD_GATEWAY_PORT": str(settings.gateway_port),
+        },
+    )
+
+
+def container_engine(settings: Settings, engine: Engine) -> compose.Project | None:
+    """The Compose project when a container engine runs the cluster, else None."""
+    if ClusterState.load(settings.run_dir.resolve()) is not None and engine == Engine.AUTO:
+        return None
+    chosen = detect_engine(engine)
+    if chosen == Engine.LOCAL:
+        return None
+    try:
+        return compose_project(settings, engine_env(chosen))
+    except PodmanError as exc:
+        fail(str(exc))
 
 
 @app.command()
@@ -74,18 +107,25 @@ def up(
     ),
     pool: Annotated[int, typer.Option(min=0, max=256, help="pool size; 0 = one per core")] = 0,
     local: Annotated[bool, typer.Option(help="local processes even if Docker runs")] = False,
+    engine: EngineOption = Engine.AUTO,
 ) -> None:
     """Start the cluster and return once it is healthy."""
     settings = settings_or_fail()
-    if use_compose(local):
+    chosen = Engine.LOCAL if local else detect_engine(engine)
+    if chosen != Engine.LOCAL:
         gateway_url = f"http://127.0.0.1:{settings.gateway_port}"
+        started = time.monotonic()
         try:
-            wrote_env = compose.compose_up(workers, mode, pool, gateway_url=gateway_url)
-        except compose.ComposeError as exc:
+            project = compose_project(settings, prepare_engine(chosen))
+            wrote_env = compose.compose_up(project, workers, mode, pool, gateway_url=gateway_url)
+        except (compose.ComposeError, PodmanError) as exc:
             fail(str(exc))
         if wrote_env:
             console.print(f"wrote {compose.ENV_FILE} with fresh random passwords")
-        console.print(f"cluster up (compose): gateway at {gateway_url}   stop: make down")
+        console.print(
+            f"cluster up in {time.monotonic() - started:.1f}s ({chosen.value}, project "
+            f"[bold]{project.name}[/]): gateway at {gateway_url}   stop: make down"
+        )
         return
     started = time.monotonic()
     try:
@@ -104,12 +144,14 @@ def up(
 @app.command()
 def down(
     local: Annotated[bool, typer.Option(help="only the local processes")] = False,
+    engine: EngineOption = Engine.AUTO,
 ) -> None:
     """Stop exactly what `up` started."""
     settings = settings_or_fail()
-    if ClusterState.load(settings.run_dir.resolve()) is None and use_compose(local):
+    project = None if local else container_engine(settings, engine)
+    if project is not None:
         try:
-            compose.compose_down()
+            compose.compose_down(project)
         except compose.ComposeError as exc:
             fail(str(exc))
         return
@@ -120,27 +162,31 @@ def down(
 @app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    engine: EngineOption = Engine.AUTO,
 ) -> None:
     """Every service instance with its name and pid, and the depth of each queue."""
     settings = settings_or_fail()
     report = cluster_status(settings.run_dir, api_key_header(settings))
     if report is None:
-        if compose.docker_engine_available():
-            try:
-                compose.compose_ps()
-            except compose.ComposeError as exc:
-                fail(str(exc))
-            return
-        fail("no local cluster is running (start one with `make up`)")
+        project = container_engine(settings, engine)
+        if project is None:
+            fail("no local cluster is running (start one with `make up`)")
+        try:
+            report = compose.container_status(project, f"http://127.0.0.1:{settings.gateway_port}")
+        except compose.ComposeError as exc:
+            fail(str(exc))
+        if not report["members"]:
+            fail(f"no container of project {project.name} exists (start one with `make up`)")
     if as_json:
         print(json.dumps(report, indent=2))
         return
     heartbeats = {i["instance"]: i for i in report["instances"]}
+    pid_column = "container" if "project" in report else "pid"
     table = Table(title=f"cluster {report['namespace']} at {report['gateway_url']}")
     columns = (
         "name",
         "service",
-        "pid",
+        pid_column,
         "alive",
         "mode",
         "done",
@@ -151,13 +197,13 @@ def status(
     for column in columns:
         table.add_column(column)
     for member in report["members"]:
-        beat = heartbeats.get(member["name"], {})
+        beat = heartbeats.get(member.get("instance", member["name"]), {})
         done = beat.get("completed", beat.get("folded", beat.get("accepted_jobs", "")))
         table.add_row(
             member["name"],
             member["service"],
             str(member["pid"]),
-            "yes" if member["alive"] else "[red]no[/]",
+            member.get("status", "yes") if member["alive"] else "[red]no[/]",
             str(beat.get("mode", "")),
             str(done),
             str(beat.get("in_flight", "")),
@@ -269,6 +315,7 @@ def logs(
     service: Annotated[str | None, typer.Option(help="gateway, worker or aggregator")] = None,
     level: Annotated[str | None, typer.Option(help="minimum level")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing")] = False,
+    engine: EngineOption = Engine.AUTO,
 ) -> None:
     """Print the cluster's log lines from every service, merged in time order."""
     if level is not None and level not in LEVELS:
@@ -278,8 +325,9 @@ def logs(
     log_dir = settings.run_dir / "logs"
     paths = sorted(log_dir.glob("*.log")) if log_dir.is_dir() else []
     if not paths:
-        if compose.docker_engine_available():
-            _compose_logs(log_filter, follow)
+        project = container_engine(settings, engine)
+        if project is not None:
+            _compose_logs(project, log_filter, follow)
             return
         fail(f"no log files in {log_dir} (start a cluster with `make up`)")
     try:
@@ -291,8 +339,8 @@ def logs(
         pass
 
 
-def _compose_logs(log_filter: LogFilter, follow: bool) -> None:
-    process = compose.compose_logs(follow)
+def _compose_logs(project: compose.Project, log_filter: LogFilter, follow: bool) -> None:
+    process = compose.compose_logs(project, follow)
     assert process.stdout is not None
     records = (parse_line(line) for line in process.stdout)
     matching = (r for r in records if r is not None and log_filter.matches(r))

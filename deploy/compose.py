@@ -1,7 +1,13 @@
-"""The Compose path of ``cluster up``: used when a Docker engine answers."""
+"""The Compose path of ``cluster up``: used when a container engine answers.
+
+Every call names its Compose project (``-p``), so ``down`` removes exactly that project's
+containers, network and volumes, and runs with the engine's environment (``DOCKER_HOST``
+and the locally built images for podman; see ``deploy.engine``).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -10,6 +16,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 
@@ -19,6 +27,14 @@ COMPOSE_FILE = Path("docker-compose.yml")
 ENV_FILE = Path(".env")
 ENV_EXAMPLE = Path(".env.example")
 SECRET_KEY = re.compile(r"^(?P<key>[A-Z0-9_]*PASSWORD)=.*$", re.MULTILINE)
+PROJECT_LABEL = "com.docker.compose.project"
+BUILT_BY = "gateway"
+"""Every app service runs the one image; building it for this one builds it for all."""
+INTERNAL_METRICS = {
+    "gateway": "8000 (in network)",
+    "worker": "9100 (in network)",
+    "aggregator": "9100 (in network)",
+}
 
 
 class ComposeError(RuntimeError):
@@ -30,6 +46,17 @@ class ComposeCli:
     argv: list[str]
     can_wait: bool
     """``docker compose`` (v2) waits for healthchecks itself; ``docker-compose`` 1.x cannot."""
+
+
+@dataclass(frozen=True)
+class Project:
+    """One Compose project on one engine: its name and the environment Compose runs with."""
+
+    name: str
+    env: dict[str, str]
+    files: tuple[Path, ...] = (COMPOSE_FILE,)
+    quiet: bool = False
+    """Keep Compose's progress off the terminal (a failure still says its last line)."""
 
 
 def docker_engine_available() -> bool:
@@ -48,18 +75,22 @@ def docker_engine_available() -> bool:
     return probe.returncode == 0 and bool(probe.stdout.strip())
 
 
-def compose_cli() -> ComposeCli:
+def compose_command_name() -> str:
+    """``docker compose`` (v2) when the plugin is there, else ``docker-compose`` (1.x)."""
     if shutil.which("docker"):
         probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
         if probe.returncode == 0:
-            return ComposeCli(["docker", "compose", "-f", str(COMPOSE_FILE)], can_wait=True)
+            return "docker compose"
     if shutil.which("docker-compose"):
-        return ComposeCli(["docker-compose", "-f", str(COMPOSE_FILE)], can_wait=False)
+        return "docker-compose"
     raise ComposeError("neither `docker compose` nor `docker-compose` is installed")
 
 
-def compose_command() -> list[str]:
-    return compose_cli().argv
+def compose_cli(project: Project) -> ComposeCli:
+    command = compose_command_name()
+    files = [arg for path in project.files for arg in ("-f", str(path))]
+    argv = [*command.split(), *files, "-p", project.name]
+    return ComposeCli(argv, can_wait=command == "docker compose")
 
 
 def ensure_env_file(env_file: Path = ENV_FILE, example: Path = ENV_EXAMPLE) -> bool:
@@ -78,59 +109,199 @@ def ensure_env_file(env_file: Path = ENV_FILE, example: Path = ENV_EXAMPLE) -> b
     return True
 
 
-def _run(argv: list[str], env: dict[str, str] | None = None) -> None:
+def run_compose(project: Project, *args: str, env: dict[str, str] | None = None) -> None:
+    argv = [*compose_cli(project).argv, *args]
     try:
-        subprocess.run(argv, env=env, check=True)
+        subprocess.run(
+            argv,
+            env={**project.env, **(env or {})},
+            check=True,
+            capture_output=project.quiet,
+            text=True,
+        )
     except subprocess.CalledProcessError as exc:
-        command = " ".join(argv[: argv.index("-f")] + argv[argv.index("-f") + 2 :][:1])
-        raise ComposeError(f"`{command}` failed (exit {exc.returncode})") from exc
+        last = (exc.stderr or "").strip().splitlines()[-1:] if project.quiet else []
+        detail = f": {last[0][:200]}" if last else ""
+        raise ComposeError(f"`{argv[0]} {args[0]}` failed (exit {exc.returncode}){detail}") from exc
 
 
-def wait_ready(url: str, timeout_s: float) -> None:
-    """Poll the gateway's /readyz: what `docker compose up --wait` does for Compose 1.x."""
+def wait_ready(url: str, workers: int, timeout_s: float) -> None:
+    """Wait until /readyz answers and ``workers`` workers send heartbeats (what `--wait` does)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
+                instances = httpx.get(f"{url}/instances", timeout=2).json()["instances"]
+                fresh = [
+                    i
+                    for i in instances
+                    if i.get("service") == "worker" and time.time() - i["last_seen"] < 5
+                ]
+                if len(fresh) >= workers:
+                    return
+        except (httpx.HTTPError, ValueError, KeyError):
             pass
         time.sleep(1)
-    raise ComposeError(f"the gateway at {url} was not ready within {timeout_s:.0f}s")
+    raise ComposeError(f"the cluster at {url} was not ready within {timeout_s:.0f}s")
 
 
 def compose_up(
-    workers: int, mode: WorkerMode, pool_size: int, *, gateway_url: str, timeout_s: float = 300
+    project: Project,
+    workers: int,
+    mode: WorkerMode,
+    pool_size: int,
+    *,
+    gateway_url: str,
+    timeout_s: float = 600,
+    write_env_file: bool = True,
 ) -> bool:
-    """Build and start the cluster with ``workers`` replicas; True if it wrote a new .env."""
-    cli = compose_cli()
-    wrote_env = ensure_env_file()
-    argv = [*cli.argv, "up", "-d", "--build", "--scale", f"worker={workers}"]
+    """Build and start the cluster with ``workers`` replicas; True if it wrote a new .env.
+
+    ``write_env_file=False`` is for callers that put the passwords in the project's env.
+    """
+    cli = compose_cli(project)
+    wrote_env = ensure_env_file() if write_env_file else False
+    args = ["up", "-d", "--scale", f"worker={workers}"]
     if cli.can_wait:
-        argv.insert(argv.index("--build"), "--wait")
-    _run(
-        argv,
-        env={
-            **os.environ,
-            "COORD_WORKER_MODE": mode.value,
-            "COORD_POOL_SIZE": str(pool_size),
-        },
+        args[1:1] = ["--wait", "--build"]
+    else:
+        # Compose 1.x builds the one image once for every service that names it: build it
+        # through one service, then start without building.
+        run_compose(project, "build", BUILT_BY)
+        args.insert(2, "--no-build")
+    run_compose(
+        project,
+        *args,
+        env={"COORD_WORKER_MODE": mode.value, "COORD_POOL_SIZE": str(pool_size)},
     )
-    if not cli.can_wait:
-        wait_ready(gateway_url, timeout_s)
+    wait_ready(gateway_url, workers, timeout_s)
     return wrote_env
 
 
-def compose_down() -> None:
-    _run([*compose_command(), "down", "--remove-orphans"])
+def compose_scale(project: Project, service: str, replicas: int) -> None:
+    """Change the replicas of one service without touching the others."""
+    run_compose(project, "up", "-d", "--no-deps", "--scale", f"{service}={replicas}", service)
 
 
-def compose_ps() -> None:
-    _run([*compose_command(), "ps"])
+def compose_down(project: Project) -> None:
+    """Remove the project's containers, network and volumes, and nothing else."""
+    run_compose(project, "down", "--volumes", "--remove-orphans")
 
 
-def compose_logs(follow: bool) -> subprocess.Popen[bytes]:
-    argv = [*compose_command(), "logs", "--no-log-prefix", "--no-color"]
+def compose_logs(project: Project, follow: bool) -> subprocess.Popen[bytes]:
+    argv = [*compose_cli(project).argv, "logs", "--no-log-prefix", "--no-color"]
     if follow:
         argv.append("--follow")
-    return subprocess.Popen(argv, stdout=subprocess.PIPE)
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, env=project.env)
+
+
+def engine_client(env: dict[str, str], timeout_s: float = 10) -> httpx.Client:
+    """A client for the Docker Engine API that ``DOCKER_HOST`` names (podman speaks it too)."""
+    host = env.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    parsed = urlparse(host)
+    if parsed.scheme == "unix":
+        transport = httpx.HTTPTransport(uds=parsed.path)
+        return httpx.Client(transport=transport, base_url="http://engine", timeout=timeout_s)
+    return httpx.Client(base_url=f"http://{parsed.netloc}", timeout=timeout_s)
+
+
+def project_containers(project: Project, *, every: bool = True) -> list[dict[str, Any]]:
+    """The project's containers as the Engine API lists them (``every``: stopped ones too)."""
+    filters = json.dumps({"label": [f"{PROJECT_LABEL}={project.name}"]})
+    try:
+        with engine_client(project.env) as client:
+            answer = client.get(
+                "/containers/json", params={"all": str(every).lower(), "filters": filters}
+            )
+            answer.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise ComposeError(
+            f"the container engine did not answer ({exc.__class__.__name__})"
+        ) from exc
+    containers: list[dict[str, Any]] = answer.json()
+    return containers
+
+
+def container_health(project: Project, ids: list[str]) -> dict[str, str]:
+    """Each container's health (healthy, starting, ...), where it has a healthcheck."""
+    found = {}
+    with engine_client(project.env) as client:
+        for container_id in ids:
+            try:
+                state = client.get(f"/containers/{container_id}/json").json().get("State", {})
+            except (httpx.HTTPError, ValueError):
+                continue
+            status = (state.get("Health") or {}).get("Status")
+            if status:
+                found[container_id] = status
+    return found
+
+
+def project_networks(project: Project) -> list[str]:
+    filters = json.dumps({"label": [f"{PROJECT_LABEL}={project.name}"]})
+    with engine_client(project.env) as client:
+        answer = client.get("/networks", params={"filters": filters})
+        answer.raise_for_status()
+    return [n["Name"] for n in answer.json()]
+
+
+def project_volumes(project: Project) -> list[str]:
+    filters = json.dumps({"label": [f"{PROJECT_LABEL}={project.name}"]})
+    with engine_client(project.env) as client:
+        answer = client.get("/volumes", params={"filters": filters})
+        answer.raise_for_status()
+    return [v["Name"] for v in answer.json().get("Volumes") or []]
+
+
+def container_status(project: Project, gateway_url: str) -> dict[str, Any]:
+    """The same report as ``cluster_status`` for local processes, from the containers.
+
+    Members are the project's containers; heartbeats come from Redis through the gateway,
+    each matched to its container by hostname (a container's hostname is its short id).
+    """
+    members = []
+    containers = project_containers(project)
+    health = container_health(project, [c["Id"] for c in containers])
+    for container in containers:
+        labels = container.get("Labels") or {}
+        service = labels.get("com.docker.compose.service", "?")
+        number = labels.get("com.docker.compose.container-number", "1")
+        members.append(
+            {
+                "name": f"{service}-{number}",
+                "service": service,
+                "pid": container["Id"][:12],
+                "alive": container.get("State") == "running",
+                "status": health.get(container["Id"]) or "yes",
+                "instance_prefix": f"{container['Id'][:12]}-",
+                "metrics_port": INTERNAL_METRICS.get(service, ""),
+            }
+        )
+    members.sort(key=lambda m: (m["service"], m["name"]))
+    report: dict[str, Any] = {
+        "namespace": project.env.get("COORD_NAMESPACE", "coord"),
+        "project": project.name,
+        "gateway_url": gateway_url,
+        "members": members,
+        "servers": [],
+        "instances": [],
+        "queues": {},
+    }
+    try:
+        data = httpx.get(f"{gateway_url}/instances", timeout=3).json()
+        report["instances"] = data["instances"]
+        report["queues"] = data["queues"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        report["gateway_reachable"] = False
+    for member in members:
+        beat = next(
+            (i for i in report["instances"] if i["instance"].startswith(member["instance_prefix"])),
+            None,
+        )
+        member["instance"] = beat["instance"] if beat else member["name"]
+    return report
+
+
+def default_project_name() -> str:
+    """Compose's own default would be the checkout's folder name; ours is stable."""
+    return os.environ.get("COMPOSE_PROJECT_NAME") or "coord"

@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, computed_field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.cpus import pool_size_for_this_process
 from shared.names import Names
 
 
@@ -72,7 +73,12 @@ class Settings(BaseSettings):
     )
 
     worker_mode: WorkerMode = WorkerMode.PROCESSES
-    pool_size: int = Field(default=0, ge=0, le=256, description="0 means one per core.")
+    pool_size: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="0 means one per CPU this process may use: affinity and cgroup quota.",
+    )
     runners: int = Field(default=64, ge=1, le=10_000)
     prefetch: int = Field(default=0, ge=0, le=65_535, description="0 means twice the runners.")
     max_attempts: int = Field(default=3, ge=1, le=20)
@@ -147,7 +153,7 @@ class Settings(BaseSettings):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def effective_pool_size(self) -> int:
-        return self.pool_size or (os.cpu_count() or 1)
+        return self.pool_size or pool_size_for_this_process()
 
     @computed_field  # type: ignore[prop-decorator]
     @property

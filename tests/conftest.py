@@ -18,14 +18,19 @@ from pathlib import Path
 
 import pytest
 
-from deploy.compose import docker_engine_available
+from deploy.compose import compose_command_name, docker_engine_available
 from deploy.local import ClusterState, start_local_cluster, stop_local_cluster
 from deploy.namespace import purge_namespace
 from deploy.servers import free_port, host_port, is_listening
 from shared.settings import Settings, WorkerMode, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYER_MARKERS = {"integration": "integration", "e2e": "e2e", "chaos": "chaos"}
+LAYER_MARKERS = {
+    "integration": "integration",
+    "e2e": "e2e",
+    "chaos": "chaos",
+    "containers": "containers",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -45,6 +50,18 @@ class ServerUrls:
 @pytest.fixture(scope="session")
 def docker_compose_file() -> str:
     return str(ROOT / "tests" / "docker-compose.yml")
+
+
+@pytest.fixture(scope="session")
+def docker_compose_command() -> str:
+    """``docker compose`` (v2) where installed, else ``docker-compose`` 1.x (Debian's)."""
+    return compose_command_name()
+
+
+@pytest.fixture(scope="session")
+def docker_setup(docker_compose_command: str) -> list[str]:
+    """Compose 1.x has no ``--wait``; the ``servers`` fixture waits for the ports instead."""
+    return ["up --build --wait" if docker_compose_command == "docker compose" else "up --build -d"]
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@
 #   deploy/prereqs/install.sh            # packages, then servers
 #   deploy/prereqs/install.sh packages   # only what apt installs
 #   deploy/prereqs/install.sh servers    # only start RabbitMQ / Redis when nothing listens
+#   deploy/prereqs/install.sh containers # podman, its configuration and the images (cached)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -70,9 +71,112 @@ servers() {
   fi
 }
 
+# --- Containers: podman behind a Docker-compatible API, for `make up ENGINE=podman` and the
+# container tests. Everything is cached: a second run installs and builds nothing.
+PODMAN_DIR=${COORD_PODMAN_DIR:-/run/coord-podman}
+BASE_IMAGE=localhost/coord-python:3.11-bookworm
+# Tagged by the hash of their recipe, so a changed recipe builds a new image.
+recipe_hash() { cat "$@" | sha256sum | cut -c1-10; }
+RABBITMQ_LOCAL=localhost/coord-rabbitmq:3.10-$(recipe_hash deploy/podman/rabbitmq*)
+REDIS_LOCAL=localhost/coord-redis:7.0-$(recipe_hash deploy/podman/redis*)
+
+podman_conf() {
+  # The project's own containers.conf (named by CONTAINERS_CONF), not the machine's /etc:
+  # runc because crun refuses hybrid cgroups, ulimits within this machine's hard limits, and
+  # no systemd/journald (PID 1 here is not systemd).
+  local nofile nproc conf="$PODMAN_DIR/containers.conf"
+  nofile=$(ulimit -Hn); nproc=$(ulimit -Hu)
+  [ "$nofile" = unlimited ] && nofile=1048576
+  # runc is refused an nproc limit at the machine's own hard limit; 32768 is accepted.
+  if [ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ]; then nproc=32768; fi
+  as_root mkdir -p "$PODMAN_DIR"
+  cat > "$conf.tmp" <<EOF
+[containers]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
+log_driver = "k8s-file"
+
+[engine]
+# This file replaces the machine's containers.conf, so it also says where Debian keeps
+# netavark and aardvark-dns.
+helper_binaries_dir = ["/usr/lib/podman", "/usr/libexec/podman", "/usr/local/libexec/podman"]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+
+[network]
+network_backend = "netavark"
+EOF
+  if cmp -s "$conf.tmp" "$conf"; then rm -f "$conf.tmp"; else mv "$conf.tmp" "$conf"; fi
+}
+
+has_image() { CONTAINERS_CONF="$PODMAN_DIR/containers.conf" podman image exists "$1"; }
+
+registry_reachable() {
+  local code
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 https://registry-1.docker.io/v2/ \
+    || true)
+  [ "$code" != 000 ] && [ -n "$code" ]
+}
+
+base_image() {
+  # What `python:3.11-slim` gives, from Debian: bookworm's Python 3.11 and this machine's CA
+  # certificates (the network here re-signs TLS, so pip in a build needs them).
+  has_image "$BASE_IMAGE" && return 0
+  echo "prereqs: building $BASE_IMAGE with debootstrap (about a minute)"
+  local rootfs
+  rootfs=$(mktemp -d /var/tmp/coord-rootfs.XXXXXX)
+  as_root debootstrap --variant=minbase \
+    --include=python3,python3-venv,python3-pip,python-is-python3,ca-certificates \
+    bookworm "$rootfs" http://deb.debian.org/debian >/dev/null
+  if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    as_root cp /usr/local/share/ca-certificates/*.crt "$rootfs/usr/local/share/ca-certificates/"
+    as_root chroot "$rootfs" update-ca-certificates >/dev/null
+  fi
+  printf '[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n' | as_root tee "$rootfs/etc/pip.conf" >/dev/null
+  as_root rm -rf "$rootfs/var/lib/apt/lists/"* "$rootfs/var/cache/apt/"*.bin
+  as_root tar -C "$rootfs" -c . | CONTAINERS_CONF="$PODMAN_DIR/containers.conf" podman import \
+    --change 'CMD ["python3"]' --change 'ENV LANG=C.UTF-8' - "$BASE_IMAGE" >/dev/null
+  as_root rm -rf "$rootfs"
+}
+
+standin_image() {
+  local tag=$1 dockerfile=$2
+  has_image "$tag" && return 0
+  echo "prereqs: building $tag from Debian's packages"
+  CONTAINERS_CONF="$PODMAN_DIR/containers.conf" podman build --quiet --tag "$tag" \
+    --build-arg "BASE_IMAGE=$BASE_IMAGE" --file "deploy/podman/$dockerfile" deploy/podman \
+    >/dev/null
+}
+
+containers() {
+  local missing=()
+  for tool in podman runc netavark aardvark-dns slirp4netns fuse-overlayfs docker-compose \
+      debootstrap curl iptables; do
+    case $tool in
+      netavark|aardvark-dns) [ -x "/usr/lib/podman/$tool" ] || missing+=("$tool") ;;
+      *) command -v "$tool" >/dev/null || missing+=("$tool") ;;
+    esac
+  done
+  apt_install "${missing[@]}"
+  podman_conf
+  # Images a registry would give: built locally only when no registry answers. images.env
+  # tells `cluster up` and the tests which ones to use (official images stay the defaults).
+  if ! { has_image "$BASE_IMAGE" && has_image "$RABBITMQ_LOCAL" && has_image "$REDIS_LOCAL"; } \
+      && registry_reachable; then
+    : > "$PODMAN_DIR/images.env"
+    return 0
+  fi
+  base_image
+  standin_image "$RABBITMQ_LOCAL" rabbitmq.Dockerfile
+  standin_image "$REDIS_LOCAL" redis.Dockerfile
+  printf 'PYTHON_IMAGE=%s\nRABBITMQ_IMAGE=%s\nREDIS_IMAGE=%s\n' \
+    "$BASE_IMAGE" "$RABBITMQ_LOCAL" "$REDIS_LOCAL" > "$PODMAN_DIR/images.env"
+}
+
 case "${1:-all}" in
   packages) packages ;;
   servers) servers ;;
-  all) packages; servers ;;
-  *) echo "usage: $0 [all|packages|servers]" >&2; exit 2 ;;
+  containers) containers ;;
+  all) packages; servers; containers ;;
+  *) echo "usage: $0 [all|packages|servers|containers]" >&2; exit 2 ;;
 esac

@@ -22,6 +22,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from deploy.compose import ComposeError
+from deploy.engine import available_container_engine, engine_for
 from deploy.local import ClusterError
 from deploy.servers import ServerUnavailable, free_port
 from loadtests.compare.calibrate import (
@@ -32,12 +33,19 @@ from loadtests.compare.calibrate import (
     refine,
     usable_cores,
 )
-from loadtests.compare.clusters import ClusterStarter, choose_starter
+from loadtests.compare.clusters import ClusterStarter, choose_starter, container_starter
 from loadtests.compare.drive import ScenarioFailed, drive
 from loadtests.compare.race import run_race
 from loadtests.compare.report import TERMINAL_COLUMNS, render, terminal_row
 from loadtests.compare.results import CompareResults, Machine, ScenarioResult
-from loadtests.compare.scenarios import Plan, Scenario, Workload, gil_enabled, matrix
+from loadtests.compare.scenarios import (
+    Plan,
+    Scenario,
+    Workload,
+    container_matrix,
+    gil_enabled,
+    matrix,
+)
 from loadtests.compare.verdicts import claims, targets
 from loadtests.harness import cpu_model
 from loadtests.reports import point_latest
@@ -161,10 +169,12 @@ class Comparison:
         *,
         own_ports: bool,
         only: str | None = None,
+        container_starter: ClusterStarter | None = None,
     ) -> None:
         self.base = base
         self.plan = plan
         self.starter = starter
+        self.container_starter = container_starter
         self.own_ports = own_ports
         self.only = only
         self.console = console
@@ -189,8 +199,11 @@ class Comparison:
             scenario,
             f"{self.base.namespace}-{self.run_id}-{index:02d}",
             run_dir,
-            own_port=self.own_ports,
+            own_port=self.own_ports or scenario.in_containers,
         )
+        starter = self.starter
+        if scenario.in_containers and self.container_starter is not None:
+            starter = self.container_starter
         task = self.progress.tasks[0].id
 
         def step(text: str) -> None:
@@ -198,7 +211,7 @@ class Comparison:
 
         step("starting the cluster")
         try:
-            with self.starter(settings, scenario) as cluster:
+            with starter(settings, scenario) as cluster:
                 result = asyncio.run(drive(scenario, self.plan, calibration, cluster, step))
         except (ScenarioFailed, ClusterError, ServerUnavailable, ComposeError, OSError) as exc:
             kept = logs / scenario.name.replace("/", "_")
@@ -214,7 +227,10 @@ class Comparison:
         calibration.bare_parallel_speedup = bare_parallel_speedup(
             self.plan.n, self.plan.cores, rounds=2 if self.plan.quick else 4
         )
-        scenarios = [s for s in matrix(self.plan) if self.only is None or self.only in s.name]
+        every = matrix(self.plan)
+        if self.container_starter is not None:
+            every += container_matrix(self.plan, os.cpu_count() or 1)
+        scenarios = [s for s in every if self.only is None or self.only in s.name]
         overall = self.progress.add_task("calibrated", total=len(scenarios) + 1)
         with (
             Live(
@@ -308,10 +324,31 @@ def run_compare(
             f"[yellow]the machine is busy (load average {busy[0]:.1f} on {cores} cores): "
             "other programs share the cores, so figures will come out low[/]"
         )
-    comparison = Comparison(
-        base, plan, starter, console, own_ports=cluster_kind != "compose", only=only
-    )
-    results = comparison.run(folder, machine(cores, cluster_kind))
+    engine = None if local else available_container_engine()
+    if engine is None:
+        console.print(
+            "containers rows: no container engine answers; `make up ENGINE=podman` once "
+            "(or start Docker) to add them"
+        )
+    with engine_for(engine) as engine_env:
+        comparison = Comparison(
+            base,
+            plan,
+            starter,
+            console,
+            own_ports=cluster_kind != "compose",
+            only=only,
+            container_starter=None if engine_env is None else container_starter(engine_env),
+        )
+        results = comparison.run(
+            folder,
+            machine(cores, cluster_kind).model_copy(
+                update={
+                    "container_engine": None if engine is None else engine.value,
+                    "cpu_count": os.cpu_count(),
+                }
+            ),
+        )
     results.machine.load_average_after = load_average()
     results.targets = targets(results)
     results.claims = claims(results)

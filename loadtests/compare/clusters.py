@@ -8,14 +8,18 @@ that provides them on this machine.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psutil
 
 from deploy import compose
+from deploy.engine import detect_engine, prepare_engine
 from deploy.servers import host_port
+from loadtests.compare.cpustat import cpu_stat_path
 from loadtests.compare.scenarios import Scenario
 from loadtests.harness import scoped_cluster
 from shared.settings import Settings
@@ -28,6 +32,8 @@ class RunningCluster:
     """Member name -> pid of every service process; empty when they are not visible."""
     servers: dict[str, int] = field(default_factory=dict)
     """'rabbitmq' / 'redis' -> pid of the local server process, where one listens here."""
+    cpu_stats: dict[str, Path] = field(default_factory=dict)
+    """Worker container -> its cgroup's cpu.stat, where the workers run under a CPU quota."""
 
 
 def local_server_pids(settings: Settings) -> dict[str, int]:
@@ -79,13 +85,15 @@ def compose_cluster(settings: Settings, scenario: Scenario) -> Iterator[RunningC
     recorded; everything else comes through the gateway's HTTP API as in the local case.
     """
     gateway_url = f"http://127.0.0.1:{settings.gateway_port}"
+    env = prepare_engine(detect_engine())
+    project = compose.Project(settings.namespace, {**env, **project_env(settings)})
     try:
         compose.compose_up(
-            scenario.workers, scenario.mode, scenario.pool_size, gateway_url=gateway_url
+            project, scenario.workers, scenario.mode, scenario.pool_size, gateway_url=gateway_url
         )
         yield RunningCluster(gateway_url)
     finally:
-        compose.compose_down()
+        compose.compose_down(project)
 
 
 def choose_starter(*, local: bool = False) -> tuple[str, ClusterStarter]:
@@ -98,3 +106,96 @@ def choose_starter(*, local: bool = False) -> tuple[str, ClusterStarter]:
     if not local and compose.docker_engine_available():
         return "compose", compose_cluster
     return "local processes", local_cluster
+
+
+QUOTA_FILE = Path(__file__).with_name("cpu-quota.compose.yml")
+APP_SERVICES = ("gateway", "worker", "aggregator")
+
+
+def project_env(settings: Settings) -> dict[str, str]:
+    """What a scenario's Compose project is told: its namespace, port, tuning, passwords."""
+    return {
+        "COORD_NAMESPACE": settings.namespace,
+        "COORD_GATEWAY_PORT": str(settings.gateway_port),
+        "COORD_RUNNERS": str(settings.runners),
+        "COORD_LOG_LEVEL": settings.log_level,
+        "COORD_HEARTBEAT_S": str(settings.heartbeat_s),
+        "RABBITMQ_USER": "coord",
+        "RABBITMQ_PASSWORD": secrets.token_urlsafe(12),
+        "REDIS_PASSWORD": secrets.token_urlsafe(12),
+        "GRAFANA_ADMIN_PASSWORD": secrets.token_urlsafe(12),
+        "STOP_GRACE_PERIOD": "15s",
+        "COORD_DRAIN_TIMEOUT_S": "5",
+    }
+
+
+def service_process(pid: int) -> int:
+    """The service under a container's init: below tini and shell wrappers, one child each."""
+    try:
+        process = psutil.Process(pid)
+        while process.name() in ("tini", "sh", "bash", "docker-entrypoi"):
+            children = process.children()
+            if len(children) != 1:
+                break
+            process = children[0]
+    except psutil.Error:
+        return pid
+    return process.pid
+
+
+def container_pids(project: compose.Project) -> dict[str, tuple[str, int]]:
+    """Member name -> (service, host pid of the container's init) for running containers."""
+    found: dict[str, tuple[str, int]] = {}
+    with compose.engine_client(project.env) as client:
+        for container in compose.project_containers(project, every=False):
+            labels = container.get("Labels") or {}
+            service = labels.get("com.docker.compose.service", "?")
+            number = labels.get("com.docker.compose.container-number", "1")
+            state = client.get(f"/containers/{container['Id']}/json").json().get("State", {})
+            if state.get("Pid"):
+                found[f"{service}-{number}"] = (service, int(state["Pid"]))
+    return found
+
+
+def container_starter(engine_env: dict[str, str]) -> ClusterStarter:
+    """Clusters in containers on the engine ``engine_env`` names, workers under a CPU quota."""
+
+    @contextmanager
+    def start(settings: Settings, scenario: Scenario) -> Iterator[RunningCluster]:
+        gateway_url = f"http://127.0.0.1:{settings.gateway_port}"
+        env = {**engine_env, **project_env(settings), "WORKER_CPUS": f"{scenario.cpus or 0:g}"}
+        project = compose.Project(
+            settings.namespace, env, (compose.COMPOSE_FILE, QUOTA_FILE), quiet=True
+        )
+        try:
+            compose.compose_up(
+                project,
+                scenario.workers,
+                scenario.mode,
+                scenario.pool_size,
+                gateway_url=gateway_url,
+                write_env_file=False,
+            )
+            members = container_pids(project)
+            yield RunningCluster(
+                gateway_url,
+                pids={
+                    name: service_process(pid)
+                    for name, (service, pid) in members.items()
+                    if service in APP_SERVICES
+                },
+                servers={
+                    service: service_process(pid)
+                    for service, pid in members.values()
+                    if service not in APP_SERVICES
+                },
+                cpu_stats={
+                    name: path
+                    for name, (service, pid) in members.items()
+                    if service == "worker" and (path := cpu_stat_path(pid)) is not None
+                },
+            )
+        finally:
+            compose.compose_down(project)
+
+    return start

@@ -13,7 +13,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -21,6 +21,7 @@ import psutil
 
 from loadtests.compare.calibrate import Calibration, ideal_jobs_s, mixed_rates
 from loadtests.compare.clusters import RunningCluster
+from loadtests.compare.cpustat import ZERO, Throttling, read_throttling
 from loadtests.compare.results import ScenarioResult, cdf_points
 from loadtests.compare.scenarios import Plan, Scenario, Workload
 from shared.batches import summarize_latency_histogram
@@ -165,6 +166,8 @@ class Window:
     beats: dict[str, dict[str, Any]]
     cpu: dict[str, float]
     wall: float
+    throttling: Throttling = field(default_factory=lambda: ZERO)
+    """Summed cpu.stat of the worker containers, where they run under a CPU quota."""
 
 
 class ScenarioRun:
@@ -194,13 +197,16 @@ class ScenarioRun:
     async def open_window(self) -> Window:
         started = time.time()
         beats = await self.gateway.fresh_worker_heartbeats(self.scenario.workers, started)
-        return Window(beats, self.cpu_now(), time.monotonic())
+        return Window(
+            beats, self.cpu_now(), time.monotonic(), read_throttling(self.cluster.cpu_stats)
+        )
 
     async def close_window(self, opened: Window) -> tuple[float, dict[str, float], Window]:
         cpu = self.cpu_now()
         wall = time.monotonic()
+        throttling = read_throttling(self.cluster.cpu_stats)
         beats = await self.gateway.fresh_worker_heartbeats(self.scenario.workers, time.time())
-        closed = Window(beats, cpu, wall)
+        closed = Window(beats, cpu, wall, throttling)
         return wall - opened.wall, cpu_percent(opened.cpu, cpu, wall - opened.wall), closed
 
     def timeout_s(self, jobs: int, rate_guess: float) -> float:
@@ -362,7 +368,7 @@ class ScenarioRun:
             lesson=scenario.lesson,
             mode=scenario.mode.value,
             workers=scenario.workers,
-            pool_size=scenario.pool_size,
+            pool_size=scenario.effective_pool_size,
             runners=self.plan.runners_for(scenario),
             workload=scenario.workload.value,
             n=n,
@@ -387,6 +393,8 @@ class ScenarioRun:
                 round(max(0.0, spent_ms - steps_ms) / jobs, 3) if cpu and jobs else None
             ),
             latency_cdf_ms=cdf_points(latencies),
+            container_cpus=scenario.cpus,
+            throttling=(closed.throttling - opened.throttling) if self.cluster.cpu_stats else None,
         )
 
 

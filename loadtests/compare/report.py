@@ -137,6 +137,7 @@ def markdown(results: CompareResults, *, charts: list[str]) -> str:
         if result.cpu_percent:
             shares = ", ".join(f"{k} {v:.0f}" for k, v in sorted(result.cpu_percent.items()))
             lines.append(f"- `{result.name}`: {shares}")
+    lines += ["", *containers_section(results)]
     if results.race is not None:
         race = results.race
         lines += [
@@ -167,6 +168,65 @@ def markdown(results: CompareResults, *, charts: list[str]) -> str:
     if charts:
         lines += ["", "## Charts", ""] + [f"![{c}]({c})" for c in charts]
     return "\n".join(lines) + "\n"
+
+
+CONTAINER_COLUMNS = [
+    "scenario",
+    "topology",
+    "jobs/s",
+    "ideal",
+    "efficiency",
+    "loop lag p99 ms",
+    "I/O p99 ms",
+    "periods throttled",
+    "throttled s",
+]
+
+
+def containers_section(results: CompareResults) -> list[str]:
+    """Worker containers under a CPU quota, with the kernel's throttling of each."""
+    lines = ["## Containers with a CPU quota", ""]
+    engine = results.machine.container_engine
+    if engine is None:
+        return [
+            *lines,
+            "Not run: no container engine answers. `make up ENGINE=podman` once (or start "
+            "Docker), then `make compare` again.",
+        ]
+    rows = [r for r in results.scenarios if r.container_cpus is not None]
+    lines += [
+        f"Workers in containers on {engine}, each with a CPU quota (`cpus`); "
+        f"os.cpu_count() inside says {results.machine.cpu_count}. Throttling is the worker "
+        "containers' `cpu.stat` over the measured window: the periods (100 ms) in which "
+        "they used up their quota and every process of the container waited.",
+        "",
+        "| " + " | ".join(CONTAINER_COLUMNS) + " |",
+        "|" + "---|" * len(CONTAINER_COLUMNS),
+    ]
+    for result in rows:
+        if result.error is not None:
+            lines.append(f"| {result.name} | {result.label} | failed: {result.error[:80]} |")
+            continue
+        io_p99 = result.io_latency_ms.p99 if result.io_latency_ms else None
+        t = result.throttling
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    result.name,
+                    result.label,
+                    _num(result.throughput_jobs_s),
+                    _num(result.ideal_jobs_s),
+                    _num(result.efficiency),
+                    _num(result.loop_lag_ms.p99),
+                    _num(io_p99),
+                    "n/a" if t is None else f"{t.throttled_periods} of {t.periods}",
+                    "n/a" if t is None else f"{t.throttled_s:.2f}",
+                ]
+            )
+            + " |"
+        )
+    return lines
 
 
 HOW_TO_READ = [

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel, Field
 
 from loadtests.compare.calibrate import Calibration
+from loadtests.compare.cpustat import Throttling
 from shared.batches import LatencySummary
 from shared.histogram import LATENCY_BUCKETS
 from shared.looplag import LagSummary
@@ -64,6 +65,13 @@ class ScenarioResult(BaseModel):
         description="Latency at every percentile 0..100, for the distribution chart."
     )
     io_latency_cdf_ms: list[float] | None = None
+    container_cpus: float | None = None
+    """Containers only: each worker container's CPU quota (Compose ``cpus``)."""
+    throttling: Throttling | None = Field(
+        default=None,
+        description="Containers only: the worker containers' cpu.stat over the window "
+        "(periods, periods throttled, seconds throttled), summed.",
+    )
     error: str | None = None
 
 
@@ -112,6 +120,10 @@ class Machine(BaseModel):
     load_average_after: list[float] | None = None
     cluster: str
     """How the clusters were started: 'local processes' or 'compose'."""
+    container_engine: str | None = None
+    """What ran the container scenarios ('docker', 'podman'); None: no engine, not run."""
+    cpu_count: int | None = None
+    """os.cpu_count(): what a pool sized naively would use, inside a container too."""
 
 
 class Target(BaseModel):

@@ -8,6 +8,7 @@ ones that teach a limit (a pool larger than the machine).
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 from enum import StrEnum
@@ -79,22 +80,45 @@ class Scenario:
     pool_size: int
     """Threads or processes per worker; 0 for a blocking worker, which has no pool."""
     lesson: str
+    cpus: float | None = None
+    """Containers only: each worker container's CPU quota (Compose ``cpus``). A pool size
+    of 0 then means what ``POOL=0`` means: one process per CPU of the quota."""
+
+    @property
+    def in_containers(self) -> bool:
+        return self.cpus is not None
+
+    @property
+    def effective_pool_size(self) -> int:
+        if self.pool_size or self.cpus is None:
+            return self.pool_size
+        return max(1, math.ceil(self.cpus))
 
     @property
     def name(self) -> str:
         topology = f"{self.mode.value}-{self.workers}w"
         if self.mode != WorkerMode.BLOCKING:
-            topology += f"x{self.pool_size}"
+            topology += f"x{self.pool_size or 'quota'}"
+        if self.cpus is not None:
+            topology = f"containers-{topology}-cpus{self.cpus:g}"
         return f"{self.workload.value}/{topology}"
 
     @property
     def label(self) -> str:
         """The topology in words, for tables and charts."""
         loops = "1 loop" if self.workers == 1 else f"{self.workers} loops"
+        if self.cpus is not None:
+            loops = (
+                f"{self.workers} container{'s' if self.workers > 1 else ''} "
+                f"(cpus: {self.cpus:g} each)"
+            )
         if self.mode == WorkerMode.BLOCKING:
             return f"{loops}, blocking"
         unit = "threads" if self.mode == WorkerMode.THREADS else "processes"
-        return f"{loops}, {self.pool_size} {unit}"
+        if self.effective_pool_size == 1:
+            unit = unit.removesuffix("s").removesuffix("e")
+        sized = "" if self.pool_size else " (sized by the quota)"
+        return f"{loops}, {self.effective_pool_size} {unit}{sized}"
 
     def cores_usable(self, cores: int) -> int:
         """How many cores this topology can keep busy with CPU steps.
@@ -106,9 +130,11 @@ class Scenario:
         if self.mode == WorkerMode.PROCESSES or (
             self.mode == WorkerMode.THREADS and not gil_enabled()
         ):
-            per_worker = self.pool_size
+            per_worker = self.effective_pool_size
         else:
             per_worker = 1
+        if self.cpus is not None:
+            per_worker = min(per_worker, max(1, math.floor(self.cpus)))
         return max(1, min(cores, self.workers * per_worker))
 
 
@@ -184,4 +210,69 @@ def matrix(plan: Plan) -> list[Scenario]:
             "with a process pool the loop stays responsive",
         )
     )
+    return scenarios
+
+
+CONTAINER_CPUS = 1.0
+
+
+def container_matrix(plan: Plan, cpu_count: int) -> list[Scenario]:
+    """Scenarios in worker containers with a CPU quota (only where an engine runs).
+
+    N one-CPU containers stand next to the N local blocking loops; then the pitfall: a pool
+    sized by ``os.cpu_count()`` (``cpu_count``, the machine's cores, which is what a
+    container sees too) against one sized by the quota (``POOL=0``), in one 1-CPU container.
+    """
+    cpus = CONTAINER_CPUS
+    replicas = max(2, plan.cores)
+    oversized = max(2, cpu_count)
+    scenarios = []
+    if not plan.quick:
+        scenarios.append(
+            Scenario(
+                Workload.CPU,
+                WorkerMode.BLOCKING,
+                replicas,
+                0,
+                "replicas in 1-CPU containers scale like local ones",
+                cpus=cpus,
+            )
+        )
+    scenarios += [
+        Scenario(
+            Workload.CPU,
+            WorkerMode.PROCESSES,
+            1,
+            oversized,
+            "a pool sized by os.cpu_count() overruns the quota: throttled",
+            cpus=cpus,
+        ),
+        Scenario(
+            Workload.CPU,
+            WorkerMode.PROCESSES,
+            1,
+            0,
+            "a pool sized by the quota fits it",
+            cpus=cpus,
+        ),
+    ]
+    if not plan.quick:
+        scenarios += [
+            Scenario(
+                Workload.MIXED,
+                WorkerMode.PROCESSES,
+                1,
+                oversized,
+                "throttling stalls the loop too: every process of the container waits",
+                cpus=cpus,
+            ),
+            Scenario(
+                Workload.MIXED,
+                WorkerMode.PROCESSES,
+                1,
+                0,
+                "a pool that fits the quota leaves the loop its share",
+                cpus=cpus,
+            ),
+        ]
     return scenarios

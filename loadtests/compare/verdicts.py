@@ -31,6 +31,8 @@ def find(
     for result in results.scenarios:
         if result.error is not None or result.workload != workload or result.mode != mode.value:
             continue
+        if result.container_cpus is not None:
+            continue
         if replicas != (result.workers > 1):
             continue
         if mode != WorkerMode.BLOCKING and result.pool_size != results.calibration.cores:
@@ -274,6 +276,82 @@ def claim_race(results: CompareResults) -> Claim:
     )
 
 
+THROTTLED_SHARE = 0.2
+"""The naive pool must be throttled in at least this share of the periods..."""
+THROTTLE_FIX = 0.5
+"""...and the pool sized by the quota in at most this fraction of the naive pool's share."""
+
+
+def quota_pools(
+    results: CompareResults, workload: str
+) -> tuple[ScenarioResult | None, ScenarioResult | None]:
+    """The pitfall pair in one worker container: (pool by os.cpu_count(), pool by quota)."""
+    naive = fitted = None
+    for result in results.scenarios:
+        if result.error is not None or result.container_cpus is None:
+            continue
+        if result.workload != workload or result.mode != WorkerMode.PROCESSES.value:
+            continue
+        if result.workers != 1:
+            continue
+        if result.pool_size > result.container_cpus:
+            naive = naive or result
+        else:
+            fitted = fitted or result
+    return naive, fitted
+
+
+def throttled_share(result: ScenarioResult | None) -> float | None:
+    if result is None or result.throttling is None:
+        return None
+    return result.throttling.throttled_share
+
+
+def throttle_text(result: ScenarioResult | None) -> str:
+    if result is None or result.throttling is None:
+        return "not measured"
+    t = result.throttling
+    return (
+        f"pool {result.pool_size}: {t.throttled_periods} of {t.periods} periods throttled "
+        f"({t.throttled_s:.2f} s), {num(result.throughput_jobs_s)} jobs/s, loop lag p99 "
+        f"{num(result.loop_lag_ms.p99)} ms"
+    )
+
+
+def claim_quota(results: CompareResults) -> Claim:
+    text = "A pool sized by os.cpu_count() oversubscribes a CPU-limited container."
+    if results.machine.container_engine is None:
+        return Claim(
+            number=6,
+            text=text,
+            verdict="not measured",
+            evidence="no container engine: `make up ENGINE=podman` once (or start Docker), "
+            "then `make compare`",
+        )
+    naive, fitted = quota_pools(results, "cpu")
+    naive_share, fitted_share = throttled_share(naive), throttled_share(fitted)
+    checks = [
+        at_least(naive_share, THROTTLED_SHARE),
+        None
+        if naive_share is None or fitted_share is None
+        else fitted_share <= THROTTLE_FIX * naive_share,
+    ]
+    cpus = naive.container_cpus if naive else None
+    evidence = (
+        f"one worker container with cpus: {num(cpus)}, os.cpu_count() = "
+        f"{results.machine.cpu_count}; cpu: {throttle_text(naive)}; sized by the quota, "
+        f"{throttle_text(fitted)}"
+    )
+    mixed_naive, mixed_fitted = quota_pools(results, "mixed")
+    if mixed_naive is not None and mixed_fitted is not None:
+        evidence += (
+            f"; mixed: loop lag p99 {num(lag_p99(mixed_naive))} vs "
+            f"{num(lag_p99(mixed_fitted))} ms, I/O p99 {num(io_p99(mixed_naive))} vs "
+            f"{num(io_p99(mixed_fitted))} ms"
+        )
+    return Claim(number=6, text=text, verdict=verdict(checks), evidence=evidence)
+
+
 def claims(results: CompareResults) -> list[Claim]:
     f = Figures(results)
     return [
@@ -282,4 +360,5 @@ def claims(results: CompareResults) -> list[Claim]:
         claim_pool(results, f),
         claim_replicas(f),
         claim_race(results),
+        claim_quota(results),
     ]

@@ -25,6 +25,7 @@ def cluster(
         "COORD_AMQP_URL": settings.amqp_url.get_secret_value(),
         "COORD_REDIS_URL": settings.redis_url.get_secret_value(),
         "COLUMNS": "200",
+        "COORD_ENGINE": "local",
     }
     return subprocess.run(
         [CLUSTER, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False

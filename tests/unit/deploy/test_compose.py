@@ -79,7 +79,11 @@ def test_app_services_share_one_image_built_from_the_dockerfile(compose: dict[st
     images = {services[n]["image"] for n in (*APP_SERVICES, "locust", "locust-worker")}
     assert len(images) == 1
     for name in (*APP_SERVICES, "locust", "locust-worker"):
-        assert services[name]["build"] == {"context": ".", "dockerfile": "deploy/Dockerfile"}
+        assert services[name]["build"] == {
+            "context": ".",
+            "dockerfile": "deploy/Dockerfile",
+            "args": {"PYTHON_IMAGE": "python:3.11-slim"},
+        }
     commands = {n: " ".join(services[n]["command"]) for n in APP_SERVICES}
     for name, command in commands.items():
         assert f"python -m services.{name}" in command

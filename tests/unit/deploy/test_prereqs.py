@@ -43,3 +43,19 @@ def test_prerequisites_include_the_browser_the_dashboard_test_drives() -> None:
 
 def test_the_script_is_valid_bash() -> None:
     subprocess.run(["bash", "-n", str(SCRIPT)], check=True)
+
+
+def test_make_test_runs_the_pytest_docker_pass_after_the_suite() -> None:
+    commands = dry_run("test").splitlines()
+    suite = next(i for i, line in enumerate(commands) if "-m pytest" in line)
+    assert any("test-docker" in line for line in commands[suite + 1 :])
+    docker_pass = dry_run("test-docker")
+    assert "deploy.podman run -- " in docker_pass and "tests/integration" in docker_pass
+
+
+def test_the_container_setup_is_part_of_the_prerequisites() -> None:
+    script = SCRIPT.read_text()
+    assert "all) packages; servers; containers ;;" in script
+    for tool in ("podman", "runc", "netavark", "docker-compose", "debootstrap"):
+        assert tool in script
+    assert "/var/run/docker.sock" not in script

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from loadtests.compare.calibrate import Calibration
+from loadtests.compare.cpustat import Throttling
 from loadtests.compare.results import (
     CompareResults,
     CrossProcessRace,
@@ -33,9 +34,13 @@ def scenario(
     ideal: float | None,
     lag_p99: float = 1.0,
     io_p99: float | None = None,
+    cpus: float | None = None,
+    throttled: tuple[int, int] | None = None,
 ) -> ScenarioResult:
     latency = LatencySummary(p50=10.0, p95=20.0, p99=30.0, max=40.0)
     name = f"{workload}/{mode}-{workers}w" + (f"x{pool_size}" if pool_size else "")
+    if cpus is not None:
+        name = f"{workload}/containers-{mode}-{workers}wx{pool_size}-cpus{cpus:g}"
     return ScenarioResult(
         name=name,
         label=name,
@@ -63,6 +68,12 @@ def scenario(
         cpu_percent={"worker-1": 50.0},
         latency_cdf_ms=[float(q) for q in range(101)],
         io_latency_cdf_ms=None if io_p99 is None else [float(q) for q in range(101)],
+        container_cpus=cpus,
+        throttling=None
+        if throttled is None
+        else Throttling(
+            throttled_periods=throttled[0], periods=throttled[1], throttled_s=throttled[0] / 20
+        ),
     )
 
 
@@ -78,6 +89,8 @@ def good_run(**changes: Any) -> CompareResults:
         "unsafe_lost": 1900,
         "safe_lost": 0,
         "cross_safe_lost": 0,
+        "naive_throttled": 33,
+        "fitted_throttled": 1,
         **changes,
     }
     return CompareResults(
@@ -93,6 +106,8 @@ def good_run(**changes: Any) -> CompareResults:
             platform="test",
             load_average=[0.1, 0.1, 0.1],
             cluster="local processes",
+            container_engine="podman",
+            cpu_count=2,
         ),
         calibration=Calibration(
             n=50_000,
@@ -126,6 +141,25 @@ def good_run(**changes: Any) -> CompareResults:
                 ideal=150.0,
                 lag_p99=figures["pooled_lag"],
                 io_p99=70.0,
+            ),
+            scenario(
+                "cpu",
+                "processes",
+                pool_size=2,
+                jobs_s=90.0,
+                ideal=100.0,
+                lag_p99=40.0,
+                cpus=1.0,
+                throttled=(int(figures["naive_throttled"]), 47),
+            ),
+            scenario(
+                "cpu",
+                "processes",
+                pool_size=1,
+                jobs_s=95.0,
+                ideal=100.0,
+                cpus=1.0,
+                throttled=(int(figures["fitted_throttled"]), 45),
             ),
         ],
         race=RaceResults(

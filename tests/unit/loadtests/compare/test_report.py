@@ -32,8 +32,10 @@ def test_report_files_and_latest_link(
     assert data["race"]["unsafe"] == {"expected": 2000, "observed": 100, "lost": 1900}
     assert CompareResults.model_validate_json((latest / "results.json").read_text()) == run
     report = (latest / "report.md").read_text()
-    assert report.count("**supported**") == 5
+    assert report.count("**supported**") == 6
     assert "| cpu/processes-1wx2 |" in report
+    assert "| cpu/containers-processes-1wx2-cpus1 | " in report
+    assert "| 33 of 47 | 1.65 |" in report
     assert "![throughput.png](throughput.png)" in report
 
 
@@ -47,3 +49,15 @@ def test_cdf_points_span_every_percentile() -> None:
         assert abs(point - exact) <= exact * LATENCY_BUCKETS.relative_error + 0.05
     assert points == sorted(points)
     assert cdf_points({}) == []
+
+
+def test_without_an_engine_the_report_says_how_to_get_the_container_rows(
+    make_run: Callable[..., CompareResults], tmp_path: Path
+) -> None:
+    run = make_run()
+    run.machine.container_engine = None
+    run.scenarios = [s for s in run.scenarios if s.container_cpus is None]
+    run.targets, run.claims = targets(run), claims(run)
+    render(run, tmp_path)
+    section = (tmp_path / "report.md").read_text().split("## Containers with a CPU quota")[1]
+    assert section.strip().startswith("Not run: no container engine answers. `make up ENGINE")

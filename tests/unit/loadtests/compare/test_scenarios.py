@@ -1,7 +1,7 @@
 import pytest
 
 from loadtests.compare.calibrate import Calibration, calibrate, ideal_jobs_s, mixed_rates
-from loadtests.compare.scenarios import Plan, Scenario, Workload, matrix
+from loadtests.compare.scenarios import Plan, Scenario, Workload, container_matrix, matrix
 from shared.settings import WorkerMode
 
 
@@ -77,3 +77,21 @@ def test_calibration_times_one_job() -> None:
     calibration = calibrate(5_000, runs=3)
     assert 0 < calibration.cpu_job_fastest_ms <= calibration.cpu_job_ms
     assert calibration.cores >= 1
+
+
+def test_container_scenarios_pit_a_cpu_count_pool_against_one_sized_by_the_quota() -> None:
+    quick = container_matrix(Plan.for_run(quick=True, cores=2), cpu_count=2)
+    assert [s.name for s in quick] == [
+        "cpu/containers-processes-1wx2-cpus1",
+        "cpu/containers-processes-1wxquota-cpus1",
+    ]
+    naive, fitted = quick
+    assert (naive.effective_pool_size, fitted.effective_pool_size) == (2, 1)
+    assert naive.cores_usable(2) == fitted.cores_usable(2) == 1
+    assert "sized by the quota" in fitted.label
+    full = {s.name for s in container_matrix(Plan.for_run(quick=False, cores=2), cpu_count=2)}
+    assert "cpu/containers-blocking-2w-cpus1" in full
+    assert {
+        "mixed/containers-processes-1wx2-cpus1",
+        "mixed/containers-processes-1wxquota-cpus1",
+    } < full

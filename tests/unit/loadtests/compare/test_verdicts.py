@@ -14,7 +14,7 @@ def verdicts(run: CompareResults) -> dict[int, str]:
 
 def test_a_good_run_supports_every_claim_and_passes_every_target(make_run: MakeRun) -> None:
     run = make_run()
-    assert verdicts(run) == dict.fromkeys(range(1, 6), "supported")
+    assert verdicts(run) == dict.fromkeys(range(1, 7), "supported")
     assert all(target.passed for target in targets(run))
     speedup = next(t for t in targets(run) if t.name.startswith("process pool /"))
     assert (speedup.figure, speedup.threshold) == (pytest.approx(1.895, abs=1e-3), ">= 1.6x")
@@ -31,6 +31,8 @@ def test_a_good_run_supports_every_claim_and_passes_every_target(make_run: MakeR
         ({"unsafe_lost": 0}, {5}),
         ({"safe_lost": 3}, {5}),
         ({"cross_safe_lost": 1}, {5}),
+        ({"naive_throttled": 3}, {6}),
+        ({"fitted_throttled": 30}, {6}),
     ],
 )
 def test_a_missed_figure_fails_the_claims_built_on_it(
@@ -50,3 +52,18 @@ def test_a_failed_scenario_leaves_its_claims_not_measured(make_run: MakeRun) -> 
     assert result[4] == "supported"
     lag = next(t for t in targets(run) if "loop lag" in t.name)
     assert (lag.figure, lag.passed) == (None, None)
+
+
+def test_without_a_container_engine_the_quota_claim_is_not_measured(make_run: MakeRun) -> None:
+    run = make_run()
+    run.machine.container_engine = None
+    run.scenarios = [s for s in run.scenarios if s.container_cpus is None]
+    quota = next(c for c in claims(run) if c.number == 6)
+    assert quota.verdict == "not measured"
+    assert "make up ENGINE=podman" in quota.evidence
+
+
+def test_container_rows_do_not_stand_in_for_local_ones(make_run: MakeRun) -> None:
+    run = make_run()
+    run.scenarios = [s for s in run.scenarios if s.name != "cpu/processes-1wx2"]
+    assert verdicts(run)[3] == "not measured"
