@@ -15,6 +15,8 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make up [WORKERS=N] [MODE=blocking|threads|processes] [POOL=P]  start the cluster"
+	@echo "        [RUNTIME=ft|ft-gil] [PYTHON=path] [MODE=interpreters]      workers on another Python"
+	@echo "make python-ft [PYTHON_FT_VERSION=3.13]                            build free-threaded CPython"
 	@echo "make down | ps | logs                                             stop / list / follow it"
 	@echo "make test                                                          all tests"
 	@echo "make lint                                                          ruff and mypy"
@@ -31,7 +33,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 up: $(STAMP)
-	$(BIN)/cluster up --workers $(WORKERS) --mode $(MODE) --pool $(POOL)
+	$(BIN)/cluster up --workers $(WORKERS) --mode $(MODE) --pool $(POOL) $(RUNTIME_OPTS)
 
 down: $(STAMP)
 	$(BIN)/cluster down
@@ -98,3 +100,17 @@ compare: $(STAMP)
 
 compare-quick: $(STAMP)
 	$(BIN)/cluster compare --quick
+
+# Other runtimes for the workers (deploy/runtimes/): a free-threaded CPython built from Debian's
+# source package into ~/.cache/coord-cluster/python (once), and .venv-ft under it.
+# `make up RUNTIME=ft` runs the workers there (GIL off), RUNTIME=ft-gil the same binary with
+# PYTHON_GIL=1; `make up PYTHON=path` any interpreter that has the worker's dependencies.
+RUNTIME ?=
+PYTHON_FT_VERSION ?= 3.13
+export PYTHON_FT_VERSION
+RUNTIME_OPTS = $(if $(RUNTIME),--runtime $(RUNTIME)) \
+	$(if $(filter command line,$(origin PYTHON)),--python $(PYTHON))
+
+.PHONY: python-ft
+python-ft:
+	bash deploy/runtimes/python_ft.sh
