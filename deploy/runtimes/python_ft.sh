@@ -7,7 +7,9 @@
 #   deploy/runtimes/python_ft.sh              # interpreter (cached) + venv (.venv-ft)
 #   deploy/runtimes/python_ft.sh interpreter  # only the interpreter
 #   deploy/runtimes/python_ft.sh venv         # only the venv (needs the interpreter)
-#   deploy/runtimes/python_ft.sh path         # print the interpreter's path, build nothing
+#   deploy/runtimes/python_ft.sh gil          # the GIL build of the same source (cached): the
+#                                             # baseline of the free-threaded build's cost
+#   deploy/runtimes/python_ft.sh path [gil]   # print an interpreter's path, build nothing
 #
 # PYTHON_FT_VERSION (default 3.13) picks the version; 3.14 is one setting away when Debian
 # serves its source. PYTHON_FT_CACHE (default ~/.cache/coord-cluster/python) holds builds;
@@ -19,6 +21,8 @@ VERSION=${PYTHON_FT_VERSION:-3.13}
 CACHE=${PYTHON_FT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/coord-cluster/python}
 PREFIX=$CACHE/${VERSION}t
 BINARY=$PREFIX/bin/python${VERSION}t
+GIL_PREFIX=$CACHE/$VERSION
+GIL_BINARY=$GIL_PREFIX/bin/python$VERSION
 VENV=.venv-ft
 JOBS=${PYTHON_FT_JOBS:-$(nproc)}
 
@@ -31,9 +35,10 @@ as_root() {
   fi
 }
 
+# interpreter_works BINARY GIL: it runs, has its usual modules, and the GIL is as expected.
 interpreter_works() {
-  [ -x "$BINARY" ] && "$BINARY" -c 'import sys, ssl, sqlite3, ctypes, zlib
-raise SystemExit(0 if sys._is_gil_enabled() is False else 1)' 2>/dev/null
+  [ -x "$1" ] && "$1" -c "import sys, ssl, sqlite3, ctypes, zlib
+raise SystemExit(0 if sys._is_gil_enabled() is $2 else 1)" 2>/dev/null
 }
 
 build_deps() {
@@ -83,8 +88,13 @@ SOURCES
   return 1
 }
 
+# build_interpreter [gil]: the free-threaded build, or with "gil" the GIL build.
 build_interpreter() {
-  if interpreter_works; then return 0; fi
+  local prefix=$PREFIX binary=$BINARY gil=False flags=(--disable-gil) lib=python${VERSION}t
+  if [ "${1:-}" = gil ]; then
+    prefix=$GIL_PREFIX binary=$GIL_BINARY gil=True flags=() lib=python$VERSION
+  fi
+  if interpreter_works "$binary" "$gil"; then return 0; fi
   local started=$SECONDS
   build_deps
   fetch_source
@@ -94,26 +104,28 @@ build_interpreter() {
   # shellcheck disable=SC2064  # expand now: $work is local to this function
   trap "rm -rf '$work'" EXIT
   tar -xJf "$tarball" -C "$work" --strip-components=1
-  say "building $(basename "$tarball") with --disable-gil into $PREFIX ($JOBS jobs)"
-  rm -rf "$PREFIX"
-  (cd "$work" && ./configure --quiet --disable-gil --prefix="$PREFIX" \
+  say "building $(basename "$tarball") ${flags[*]:-with the GIL} into $prefix ($JOBS jobs)"
+  rm -rf "$prefix"
+  (cd "$work" && ./configure --quiet "${flags[@]}" --prefix="$prefix" \
       --with-ensurepip=install --disable-test-modules >"$work/configure.log" 2>&1 \
     && make -s -j"$JOBS" >"$work/make.log" 2>&1 \
     && make -s install >"$work/install.log" 2>&1) \
     || { say "build failed; logs in $work (kept)"; trap - EXIT; return 1; }
   # Tests and static libraries are most of the install's 470 MB and nothing here uses them.
-  rm -rf "$PREFIX/lib/python${VERSION}t/test" "$PREFIX/lib/python${VERSION}t/idlelib/idle_test"
-  find "$PREFIX/lib" -name '*.a' -delete
-  interpreter_works || { say "built $BINARY but the GIL is not off"; return 1; }
-  say "built $("$BINARY" -VV | head -n 1) in $((SECONDS - started)) s"
-  echo "$((SECONDS - started))" >"$PREFIX/.build-seconds"
+  rm -rf "$prefix/lib/$lib/test" "$prefix/lib/$lib/idlelib/idle_test"
+  find "$prefix/lib" -name '*.a' -delete
+  rm -rf "$work"
+  trap - EXIT
+  interpreter_works "$binary" "$gil" || { say "built $binary but it fails its check"; return 1; }
+  say "built $("$binary" -VV | head -n 1) in $((SECONDS - started)) s"
+  echo "$((SECONDS - started))" >"$prefix/.build-seconds"
 }
 
 # The worker's dependencies under the free-threaded build: pins and fallbacks are in
 # deploy/runtimes/constraints-ft.txt, and orjson (no free-threaded build) is left out, so
 # shared/codec.py falls back to the standard json module.
 build_venv() {
-  interpreter_works || { say "no interpreter at $BINARY; run: make python-ft"; return 1; }
+  interpreter_works "$BINARY" False || { say "no interpreter at $BINARY; run: make python-ft"; return 1; }
   local stamp=$VENV/.installed
   if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] \
     && [ "$stamp" -nt deploy/runtimes/constraints-ft.txt ] && "$VENV/bin/python" -V >/dev/null 2>&1
@@ -125,8 +137,7 @@ build_venv() {
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
   "$VENV/bin/python" -m pip install --quiet -c deploy/runtimes/constraints-ft.txt \
     -r deploy/runtimes/requirements-ft.txt
-  "$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e . \
-    || "$VENV/bin/python" -m pip install --quiet --no-deps -e .
+  "$VENV/bin/python" -m pip install --quiet --no-deps -e .
   "$VENV/bin/python" -m deploy.runtimes.check
   say "venv ready in $((SECONDS - started)) s"
   touch "$stamp"
@@ -135,7 +146,8 @@ build_venv() {
 case "${1:-all}" in
   interpreter) build_interpreter ;;
   venv) build_venv ;;
+  gil) build_interpreter gil ;;
   all) build_interpreter; build_venv ;;
-  path) echo "$BINARY" ;;
-  *) echo "usage: $0 [all|interpreter|venv|path]" >&2; exit 2 ;;
+  path) if [ "${2:-}" = gil ]; then echo "$GIL_BINARY"; else echo "$BINARY"; fi ;;
+  *) echo "usage: $0 [all|interpreter|venv|gil|path [gil]]" >&2; exit 2 ;;
 esac

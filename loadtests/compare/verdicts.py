@@ -31,6 +31,8 @@ def find(
     for result in results.scenarios:
         if result.error is not None or result.workload != workload or result.mode != mode.value:
             continue
+        if result.runtime != "default":
+            continue
         if replicas != (result.workers > 1):
             continue
         if mode != WorkerMode.BLOCKING and result.pool_size != results.calibration.cores:

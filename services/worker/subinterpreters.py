@@ -34,8 +34,8 @@ def interpreter_pool_class() -> type[Executor]:
     if sys.version_info < (3, 12):
         raise ModeUnavailable(
             f"worker mode 'interpreters' needs Python 3.12+ (subinterpreters with their own "
-            f"GIL); this worker runs {version}: build one with `make python-ft` and start the "
-            "workers with RUNTIME=ft"
+            f"GIL); this worker runs {version}: build one with `make python-ft`, then "
+            "`make up RUNTIME=ft-gil MODE=interpreters`"
         )
     try:
         from interpreters_backport.concurrent.futures import (  # type: ignore[import-not-found,unused-ignore]
