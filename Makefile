@@ -111,6 +111,9 @@ export PYTHON_FT_VERSION
 RUNTIME_OPTS = $(if $(RUNTIME),--runtime $(RUNTIME)) \
 	$(if $(filter command line,$(origin PYTHON)),--python $(PYTHON))
 
+# It also builds the GIL build of the same source (another few minutes, once): the baseline
+# `make compare` measures the free-threaded build's single-thread cost against.
 .PHONY: python-ft
 python-ft:
 	bash deploy/runtimes/python_ft.sh
+	bash deploy/runtimes/python_ft.sh gil

@@ -7,6 +7,7 @@
 #   deploy/prereqs/install.sh            # packages, then servers
 #   deploy/prereqs/install.sh packages   # only what apt installs
 #   deploy/prereqs/install.sh servers    # only start RabbitMQ / Redis when nothing listens
+#   deploy/prereqs/install.sh python-ft  # only the free-threaded CPython and .venv-ft
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -70,9 +71,17 @@ servers() {
   fi
 }
 
+# The free-threaded CPython that the runtime tests run workers under (tests/e2e/test_runtimes.py):
+# built once from Debian's source package into ~/.cache/coord-cluster/python (a few minutes),
+# then skipped; .venv-ft is made once per clone. `make python-ft` also builds its GIL twin.
+python_ft() {
+  bash deploy/runtimes/python_ft.sh
+}
+
 case "${1:-all}" in
   packages) packages ;;
   servers) servers ;;
-  all) packages; servers ;;
-  *) echo "usage: $0 [all|packages|servers]" >&2; exit 2 ;;
+  python-ft) python_ft ;;
+  all) packages; servers; python_ft ;;
+  *) echo "usage: $0 [all|packages|servers|python-ft]" >&2; exit 2 ;;
 esac

@@ -18,6 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 FT_VENV = ROOT / ".venv-ft"
+BUILD_SCRIPT = Path(__file__).with_name("python_ft.sh")
 BUILD_HINT = "build it with `make python-ft` (about 3 minutes on 2 cores, once)"
 
 
@@ -69,6 +70,24 @@ def resolve_runtime(name: str = RuntimeName.DEFAULT, python: str | None = None) 
         raise RuntimeUnavailable(f"the free-threaded build is not in {FT_VENV}: {BUILD_HINT}")
     gil = "1" if name == RuntimeName.FT_GIL else ""
     return WorkerRuntime(name=name, python=str(ft_python()), env={"PYTHON_GIL": gil})
+
+
+def gil_build() -> WorkerRuntime | None:
+    """The GIL build of the same source, where ``make python-ft`` built it: the baseline of
+    the free-threaded build's single-thread cost. It has no venv, so it times CPU steps but
+    runs no workers."""
+    try:
+        answer = subprocess.run(
+            ["bash", str(BUILD_SCRIPT), "path", "gil"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    path = answer.stdout.strip()
+    return WorkerRuntime(name="gil", python=path) if path and Path(path).exists() else None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ LABELS = {
     "default": "default (this interpreter)",
     "ft": "free-threaded, GIL off",
     "ft-gil": "free-threaded, PYTHON_GIL=1",
+    "gil": "GIL build of the same source",
 }
 
 
@@ -22,7 +23,8 @@ def runtime_lines(results: CompareResults) -> list[str]:
         return []
     if not runtimes.available:
         return ["", runtimes.note]
-    base = runtimes.calibration("default")
+    base = runtimes.calibration("gil") or runtimes.calibration("default")
+    base_name = "the GIL build" if base is not None and base.runtime == "gil" else "default"
     lines = [
         "",
         "## Runtimes",
@@ -37,7 +39,7 @@ def runtime_lines(results: CompareResults) -> list[str]:
         "Single-thread cost: one `cpu` job on one core, timed in a process of each runtime, "
         "rounds alternating between them:",
         "",
-        "| runtime | python | GIL | CPU ms per job (median) | runs | vs default |",
+        f"| runtime | python | GIL | CPU ms per job (median) | runs | vs {base_name} |",
         "|---|---|---|---|---|---|",
     ]
     for calibration in runtimes.calibrations:

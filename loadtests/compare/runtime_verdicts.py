@@ -65,10 +65,14 @@ class RuntimeFigures:
         default = runtimes.calibration("default") if runtimes else None
         ft = runtimes.calibration("ft") if runtimes else None
         gil = runtimes.calibration("ft-gil") if runtimes else None
+        same_source = runtimes.calibration("gil") if runtimes else None
         self.default_cal, self.ft_cal, self.gil_cal = default, ft, gil
+        self.same_source_cal = same_source
+        self.baseline = same_source or default
+        """The GIL build of the same source where it was built, else the default interpreter."""
         self.cost = (
-            round(ft.cpu_job_ms / default.cpu_job_ms - 1, 3)
-            if ft is not None and default is not None and default.cpu_job_ms > 0
+            round(ft.cpu_job_ms / self.baseline.cpu_job_ms - 1, 3)
+            if ft is not None and self.baseline is not None and self.baseline.cpu_job_ms > 0
             else None
         )
         races = {race.runtime: race for race in runtimes.thread_races} if runtimes else {}
@@ -174,20 +178,26 @@ def claim_subinterpreters(f: RuntimeFigures) -> Claim:
 
 def claim_cost(f: RuntimeFigures) -> Claim:
     percent = "X" if f.cost is None else f"{f.cost * 100:.0f}"
-    base = f.default_cal.python if f.default_cal else "the default interpreter"
+    if f.same_source_cal is not None:
+        base = f"the GIL build of {f.same_source_cal.python}"
+    else:
+        base = f.default_cal.python if f.default_cal else "the default interpreter"
     evidence = "not measured"
-    if f.default_cal and f.ft_cal:
+    if f.baseline and f.ft_cal:
         evidence = (
             f"one cpu job on one core, median of {len(f.ft_cal.samples_ms)} runs each in "
-            f"alternating rounds: {f.default_cal.python} (GIL) {f.default_cal.cpu_job_ms} ms, "
-            f"{f.ft_cal.python} GIL off {f.ft_cal.cpu_job_ms} ms"
+            f"alternating rounds: {f.ft_cal.python} GIL off {f.ft_cal.cpu_job_ms} ms"
         )
         if f.gil_cal is not None:
             evidence += f", GIL on {f.gil_cal.cpu_job_ms} ms"
-        evidence += (
-            f"; the baseline is this project's default interpreter ({base}), not a GIL "
-            "build of the same version"
-        )
+        if f.same_source_cal is not None:
+            evidence += f"; {f.same_source_cal.python} GIL build {f.same_source_cal.cpu_job_ms} ms"
+        if f.default_cal is not None:
+            evidence += (
+                f"; this project's default {f.default_cal.python} {f.default_cal.cpu_job_ms} ms"
+            )
+        if f.same_source_cal is None:
+            evidence += " (the GIL build of the same source, the fairer baseline, is not built)"
     return Claim(
         number=8,
         text=f"The free-threaded build costs {percent}% on one thread (against {base}).",

@@ -27,6 +27,7 @@ from deploy.runtimes.runtime import (
     RuntimeUnavailable,
     WorkerRuntime,
     ft_available,
+    gil_build,
     resolve_runtime,
     runtime_env,
 )
@@ -105,11 +106,15 @@ def probe(runtime: WorkerRuntime, *args: object) -> dict[str, object]:
 
 
 def calibrate_runtimes(n: int, *, rounds: int, runs: int = 3) -> RuntimeComparison:
-    """One core's time per job under every runtime, rounds alternating between them."""
+    """One core's time per job under every runtime (and the GIL build of the same source,
+    where it was built), rounds alternating between them."""
     if not ft_available():
         return RuntimeComparison(available=False, note=NOT_BUILT)
     try:
         runtimes = [resolve_runtime(name) for name in RUNTIMES]
+        baseline = gil_build()
+        if baseline is not None:
+            runtimes.append(baseline)
         samples: dict[str, list[float]] = {r.name: [] for r in runtimes}
         identity: dict[str, dict[str, object]] = {}
         for _ in range(rounds):
