@@ -278,7 +278,7 @@ class Comparison:
             self.runtimes = race_runtimes(
                 self.runtimes,
                 threads=max(2, self.plan.cores),
-                rounds=200_000 if self.plan.quick else 500_000,
+                rounds=1_000_000,
             )
             self.progress.advance(overall)
             self.progress.update(overall, description="done")
