@@ -19,6 +19,8 @@ PYTEST_ARGS ?=
 help:
 	@echo "make up [WORKERS=N] [MODE=blocking|threads|processes] [POOL=P]  start the cluster"
 	@echo "        [ENGINE=auto|docker|podman|local]                          where it runs"
+	@echo "        [RUNTIME=ft|ft-gil] [PYTHON=path] [MODE=interpreters]      workers on another Python"
+	@echo "make python-ft [PYTHON_FT_VERSION=3.13]                            build free-threaded CPython"
 	@echo "make down | ps | logs                                             stop / list / follow it"
 	@echo "make test                                                          all tests"
 	@echo "make test-docker                                                   integration tests, servers in containers"
@@ -37,7 +39,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 up: $(STAMP)
-	$(BIN)/cluster up --workers $(WORKERS) --mode $(MODE) --pool $(POOL) --engine $(ENGINE)
+	$(BIN)/cluster up --workers $(WORKERS) --mode $(MODE) --pool $(POOL) --engine $(ENGINE) $(RUNTIME_OPTS)
 
 down: $(STAMP)
 	$(BIN)/cluster down --engine $(ENGINE)
@@ -119,3 +121,20 @@ compare: $(STAMP)
 
 compare-quick: $(STAMP)
 	$(BIN)/cluster compare --quick
+
+# Other runtimes for the workers (deploy/runtimes/): a free-threaded CPython built from Debian's
+# source package into ~/.cache/coord-cluster/python (once), and .venv-ft under it.
+# `make up RUNTIME=ft` runs the workers there (GIL off), RUNTIME=ft-gil the same binary with
+# PYTHON_GIL=1; `make up PYTHON=path` any interpreter that has the worker's dependencies.
+RUNTIME ?=
+PYTHON_FT_VERSION ?= 3.13
+export PYTHON_FT_VERSION
+RUNTIME_OPTS = $(if $(RUNTIME),--runtime $(RUNTIME)) \
+	$(if $(filter command line,$(origin PYTHON)),--python $(PYTHON))
+
+# It also builds the GIL build of the same source (another few minutes, once): the baseline
+# `make compare` measures the free-threaded build's single-thread cost against.
+.PHONY: python-ft
+python-ft:
+	bash deploy/runtimes/python_ft.sh
+	bash deploy/runtimes/python_ft.sh gil

@@ -39,6 +39,7 @@ from deploy.logview import (
     read_records,
 )
 from deploy.podman.service import PodmanError
+from deploy.runtimes.runtime import RuntimeName, RuntimeUnavailable, resolve_runtime
 from deploy.servers import ServerUnavailable
 from shared.jobs import JobKind
 from shared.settings import Settings, WorkerMode, load_settings
@@ -108,10 +109,20 @@ def up(
     pool: Annotated[int, typer.Option(min=0, max=256, help="pool size; 0 = one per core")] = 0,
     local: Annotated[bool, typer.Option(help="local processes even if Docker runs")] = False,
     engine: EngineOption = Engine.AUTO,
+    runtime: Annotated[
+        RuntimeName, typer.Option(help="workers' interpreter: ft = free-threaded (make python-ft)")
+    ] = RuntimeName.DEFAULT,
+    python: Annotated[
+        str, typer.Option(help="workers' interpreter by path (wins over --runtime)")
+    ] = "",
 ) -> None:
     """Start the cluster and return once it is healthy."""
     settings = settings_or_fail()
-    chosen = Engine.LOCAL if local else detect_engine(engine)
+    try:
+        workers_runtime = resolve_runtime(runtime, python or None)
+    except RuntimeUnavailable as exc:
+        fail(str(exc))
+    chosen = Engine.LOCAL if local or not workers_runtime.is_default else detect_engine(engine)
     if chosen != Engine.LOCAL:
         gateway_url = f"http://127.0.0.1:{settings.gateway_port}"
         started = time.monotonic()
@@ -130,7 +141,14 @@ def up(
     started = time.monotonic()
     try:
         with console.status(f"starting gateway, {workers} {mode.value} worker(s), aggregator"):
-            state = start_local_cluster(settings, workers=workers, mode=mode, pool_size=pool)
+            state = start_local_cluster(
+                settings,
+                workers=workers,
+                mode=mode,
+                pool_size=pool,
+                worker_python="" if workers_runtime.is_default else workers_runtime.python,
+                worker_env=workers_runtime.env,
+            )
     except (ClusterError, ServerUnavailable) as exc:
         fail(str(exc))
     console.print(
@@ -189,6 +207,8 @@ def status(
         pid_column,
         "alive",
         "mode",
+        "python",
+        "GIL",
         "done",
         "in flight",
         "lag p99 ms",
@@ -205,6 +225,8 @@ def status(
             str(member["pid"]),
             member.get("status", "yes") if member["alive"] else "[red]no[/]",
             str(beat.get("mode", "")),
+            str(beat.get("python", "")),
+            "" if beat.get("gil") is None else ("on" if beat["gil"] else "off"),
             str(done),
             str(beat.get("in_flight", "")),
             str((beat.get("loop_lag_ms") or {}).get("p99", "")),

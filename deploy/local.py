@@ -84,6 +84,9 @@ class ClusterState:
     members: list[Member] = field(default_factory=list)
     servers: list[ServerProcess] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
+    worker_python: str = ""
+    """The workers' interpreter when it is not the launcher's (deploy/runtimes)."""
+    worker_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, run_dir: Path) -> ClusterState | None:
@@ -179,9 +182,15 @@ def start_local_cluster(
     mode: WorkerMode,
     pool_size: int = 0,
     python: str = sys.executable,
+    worker_python: str = "",
+    worker_env: dict[str, str] | None = None,
     wait_s: float = 90.0,
 ) -> ClusterState:
-    """Start gateway, ``workers`` workers and the aggregator; return once all are healthy."""
+    """Start gateway, ``workers`` workers and the aggregator; return once all are healthy.
+
+    ``worker_python`` and ``worker_env`` run the workers under another interpreter (a
+    free-threaded build, say) while the gateway and the aggregator stay on ``python``.
+    """
     if workers < 1:
         raise ClusterError("a cluster needs at least one worker")
     run_dir = settings.run_dir.resolve()
@@ -200,6 +209,8 @@ def start_local_cluster(
         pool_size=pool_size or settings.effective_pool_size,
         run_dir=str(run_dir),
         env={},
+        worker_python=worker_python,
+        worker_env=dict(worker_env or {}),
     )
     state.save()
     try:
@@ -210,7 +221,13 @@ def start_local_cluster(
         spawn = functools.partial(state.spawn, python=python, env=env, logs=logs)
         spawn("aggregator", "aggregator", metrics_port=metrics_port_for(settings))
         for index in range(1, workers + 1):
-            spawn(f"worker-{index}", "worker", metrics_port=metrics_port_for(settings))
+            spawn(
+                f"worker-{index}",
+                "worker",
+                metrics_port=metrics_port_for(settings),
+                python=worker_python or python,
+                env={**env, **state.worker_env},
+            )
         spawn("gateway", "gateway", metrics_port=settings.gateway_port)
         wait_healthy(state, timeout_s=wait_s, headers=api_key_header(settings))
     except BaseException:
@@ -241,6 +258,9 @@ def restart_member(settings: Settings, name: str, *, python: str = sys.executabl
         raise ClusterError(f"{name} is still running as pid {old.pid}")
     state.members.remove(old)
     env = service_env(settings, COORD_WORKER_MODE=state.mode, COORD_POOL_SIZE=str(state.pool_size))
+    if old.service == "worker":
+        python = state.worker_python or python
+        env = {**env, **state.worker_env}
     return state.spawn(
         name,
         old.service,

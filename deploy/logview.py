@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import orjson
 from rich.console import Console
 from rich.text import Text
+
+from shared import codec
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 LEVEL_STYLES = {"debug": "dim", "info": "green", "warning": "yellow", "error": "bold red"}
@@ -61,8 +62,8 @@ class LogFilter:
 def parse_line(line: bytes | str) -> dict[str, Any] | None:
     """A structlog JSON line as a dict; anything else (a stray print) is None."""
     try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError:
+        record = codec.loads(line)
+    except codec.DecodeError:
         return None
     return record if isinstance(record, dict) and "event" in record else None
 

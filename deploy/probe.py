@@ -19,12 +19,12 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import httpx
-import orjson
 import typer
 from pydantic import ValidationError
 from redis import Redis
 from redis.exceptions import RedisError
 
+from shared import codec
 from shared.settings import Settings, load_settings
 
 
@@ -63,7 +63,7 @@ def own_heartbeats(
         key = name.decode() if isinstance(name, bytes) else str(name)
         if key != instance and not key.startswith(f"{hostname}-"):
             continue
-        beat = orjson.loads(raw)
+        beat = codec.loads(raw)
         if beat.get("service") == service:
             mine.append(beat)
     return mine

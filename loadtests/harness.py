@@ -49,11 +49,23 @@ def machine() -> dict[str, Any]:
 
 @contextmanager
 def scoped_cluster(
-    settings: Settings, *, workers: int, mode: WorkerMode, pool_size: int = 0
+    settings: Settings,
+    *,
+    workers: int,
+    mode: WorkerMode,
+    pool_size: int = 0,
+    worker_python: str = "",
+    worker_env: dict[str, str] | None = None,
 ) -> Iterator[ClusterState]:
     """A real local cluster in the settings' namespace, stopped by pid and purged after."""
     state = start_local_cluster(
-        settings, workers=workers, mode=mode, pool_size=pool_size, python=sys.executable
+        settings,
+        workers=workers,
+        mode=mode,
+        pool_size=pool_size,
+        python=sys.executable,
+        worker_python=worker_python,
+        worker_env=worker_env,
     )
     try:
         yield state

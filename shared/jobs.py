@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared import codec
 
 MAX_BATCH = 100_000
 MAX_N = 2_000_000
@@ -84,7 +85,7 @@ class Job:
     deferrals: int = 0
 
     def encode(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        return codec.dumps(asdict(self))
 
 
 @dataclass(slots=True)
@@ -103,13 +104,13 @@ class Result:
     trace_id: str = ""
 
     def encode(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        return codec.dumps(asdict(self))
 
 
 def _load(body: bytes) -> dict[str, Any]:
     try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        data = codec.loads(body)
+    except codec.DecodeError as exc:
         raise InvalidMessage(f"not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidMessage("not a JSON object")

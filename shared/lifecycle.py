@@ -10,11 +10,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shared import codec
+from shared.interpreter import gil_enabled, python_build
 from shared.names import Names
 
 log = structlog.get_logger()
@@ -102,11 +103,13 @@ class Heartbeat:
             "instance": instance,
             "pid": os.getpid(),
             "started_at": time.time(),
+            "python": python_build(),
+            "gil": gil_enabled(),
             **static,
         }
 
     def payload(self) -> bytes:
-        return orjson.dumps({**self.identity, "last_seen": time.time(), **self.stats()})
+        return codec.dumps({**self.identity, "last_seen": time.time(), **self.stats()})
 
     async def beat(self) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -137,6 +140,6 @@ class Heartbeat:
 async def read_instances(redis: Redis, names: Names) -> list[dict[str, Any]]:
     raw = await redis.hgetall(names.instances)
     return sorted(
-        (orjson.loads(value) for value in raw.values()),
+        (codec.loads(value) for value in raw.values()),
         key=lambda entry: (entry.get("service", ""), entry.get("instance", "")),
     )

@@ -14,9 +14,9 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
-import orjson
 import structlog
 
+from shared import codec
 from shared.settings import LogFormat, Settings
 
 SECRET_KEYS = frozenset({"password", "api_key", "amqp_url", "redis_url", "authorization"})
@@ -31,8 +31,8 @@ def _redact_secrets(
     return event_dict
 
 
-def _orjson_dumps(obj: Any, default: Any = None) -> str:
-    return orjson.dumps(obj, default=default).decode()
+def _json_dumps(obj: Any, default: Any = None) -> str:
+    return codec.dumps(obj, default=default).decode()
 
 
 def configure_logging(settings: Settings, service: str, **static: Any) -> structlog.BoundLogger:
@@ -42,7 +42,7 @@ def configure_logging(settings: Settings, service: str, **static: Any) -> struct
         settings.log_format == LogFormat.AUTO and not sys.stdout.isatty()
     )
     renderer: Any = (
-        structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+        structlog.processors.JSONRenderer(serializer=_json_dumps)
         if as_json
         else structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
     )

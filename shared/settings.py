@@ -25,6 +25,8 @@ class WorkerMode(StrEnum):
     BLOCKING = "blocking"
     THREADS = "threads"
     PROCESSES = "processes"
+    INTERPRETERS = "interpreters"
+    """Subinterpreters with a GIL each, in one process: Python 3.12+ (see executors)."""
 
 
 class LogFormat(StrEnum):

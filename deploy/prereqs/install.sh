@@ -8,6 +8,7 @@
 #   deploy/prereqs/install.sh packages   # only what apt installs
 #   deploy/prereqs/install.sh servers    # only start RabbitMQ / Redis when nothing listens
 #   deploy/prereqs/install.sh containers # podman, its configuration and the images (cached)
+#   deploy/prereqs/install.sh python-ft  # only the free-threaded CPython and .venv-ft
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -173,10 +174,18 @@ containers() {
     "$BASE_IMAGE" "$RABBITMQ_LOCAL" "$REDIS_LOCAL" > "$PODMAN_DIR/images.env"
 }
 
+# The free-threaded CPython that the runtime tests run workers under (tests/e2e/test_runtimes.py):
+# built once from Debian's source package into ~/.cache/coord-cluster/python (a few minutes),
+# then skipped; .venv-ft is made once per clone. `make python-ft` also builds its GIL twin.
+python_ft() {
+  bash deploy/runtimes/python_ft.sh
+}
+
 case "${1:-all}" in
   packages) packages ;;
   servers) servers ;;
   containers) containers ;;
-  all) packages; servers; containers ;;
-  *) echo "usage: $0 [all|packages|servers|containers]" >&2; exit 2 ;;
+  python-ft) python_ft ;;
+  all) packages; servers; containers; python_ft ;;
+  *) echo "usage: $0 [all|packages|servers|containers|python-ft]" >&2; exit 2 ;;
 esac

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
 import aio_pika
-import orjson
 
+from shared import codec
 from shared.messaging import make_message, publish_confirmed, publish_many_confirmed
 from shared.runtime import run_fast
 
@@ -46,7 +46,7 @@ class CeilingResult:
 
 def sample_body(index: int) -> bytes:
     """A body the size of a real job message."""
-    return orjson.dumps(
+    return codec.dumps(
         {
             "job_id": f"{'0' * 32}.{index}",
             "batch_id": "0" * 32,

@@ -37,7 +37,16 @@ from loadtests.compare.clusters import ClusterStarter, choose_starter, container
 from loadtests.compare.drive import ScenarioFailed, drive
 from loadtests.compare.race import run_race
 from loadtests.compare.report import TERMINAL_COLUMNS, render, terminal_row
-from loadtests.compare.results import CompareResults, Machine, ScenarioResult
+from loadtests.compare.results import CompareResults, Machine, RuntimeComparison, ScenarioResult
+from loadtests.compare.runtime_verdicts import runtime_claims, runtime_targets
+from loadtests.compare.runtimes import (
+    calibrate_runtimes,
+    calibration_for,
+    race_runtimes,
+    runtime_matrix,
+    runtime_starter,
+    with_identity,
+)
 from loadtests.compare.scenarios import (
     Plan,
     Scenario,
@@ -179,6 +188,7 @@ class Comparison:
         self.only = only
         self.console = console
         self.run_id = uuid.uuid4().hex[:6]
+        self.runtimes: RuntimeComparison | None = None
         self.results: list[ScenarioResult] = []
         self.table = new_table()
         self.progress = Progress(
@@ -212,7 +222,9 @@ class Comparison:
         step("starting the cluster")
         try:
             with starter(settings, scenario) as cluster:
-                result = asyncio.run(drive(scenario, self.plan, calibration, cluster, step))
+                yardstick = calibration_for(scenario, calibration, self.runtimes)
+                result = asyncio.run(drive(scenario, self.plan, yardstick, cluster, step))
+                result = with_identity(result, scenario, cluster.gateway_url)
         except (ScenarioFailed, ClusterError, ServerUnavailable, ComposeError, OSError) as exc:
             kept = logs / scenario.name.replace("/", "_")
             if (run_dir / "logs").is_dir():
@@ -227,7 +239,8 @@ class Comparison:
         calibration.bare_parallel_speedup = bare_parallel_speedup(
             self.plan.n, self.plan.cores, rounds=2 if self.plan.quick else 4
         )
-        every = matrix(self.plan)
+        self.runtimes = calibrate_runtimes(self.plan.n, rounds=2 if self.plan.quick else 3)
+        every = matrix(self.plan) + runtime_matrix(self.plan, self.runtimes)
         if self.container_starter is not None:
             every += container_matrix(self.plan, os.cpu_count() or 1)
         scenarios = [s for s in every if self.only is None or self.only in s.name]
@@ -258,7 +271,12 @@ class Comparison:
                 self.table.add_row(*terminal_row(result))
                 self.progress.advance(overall)
             self.results = [
-                with_ideal(result, scenario, self.plan, calibration)
+                with_ideal(
+                    result,
+                    scenario,
+                    self.plan,
+                    calibration_for(scenario, calibration, self.runtimes),
+                )
                 for result, scenario in zip(self.results, scenarios, strict=True)
             ]
             self.table = new_table()
@@ -271,6 +289,11 @@ class Comparison:
                 self.base.replace(namespace=f"{self.base.namespace}-{self.run_id}-race").names,
                 cores=self.plan.cores,
                 quick=self.plan.quick,
+            )
+            self.runtimes = race_runtimes(
+                self.runtimes,
+                threads=max(2, self.plan.cores),
+                rounds=1_000_000,
             )
             self.progress.advance(overall)
             self.progress.update(overall, description="done")
@@ -294,6 +317,7 @@ class Comparison:
             },
             scenarios=self.results,
             race=race,
+            runtimes=self.runtimes,
         )
         return results
 
@@ -334,7 +358,7 @@ def run_compare(
         comparison = Comparison(
             base,
             plan,
-            starter,
+            runtime_starter(starter),
             console,
             own_ports=cluster_kind != "compose",
             only=only,
@@ -350,8 +374,8 @@ def run_compare(
             ),
         )
     results.machine.load_average_after = load_average()
-    results.targets = targets(results)
-    results.claims = claims(results)
+    results.targets = targets(results) + runtime_targets(results)
+    results.claims = claims(results) + runtime_claims(results)
     missing = render(results, folder)
     point_latest(folder)
     if missing:
@@ -360,6 +384,8 @@ def run_compare(
 
 
 def print_verdicts(results: CompareResults, console: Console) -> None:
+    if results.runtimes is not None and results.runtimes.note:
+        console.print(results.runtimes.note)
     for claim in results.claims:
         colour = {"supported": "green", "not supported": "red"}.get(claim.verdict, "yellow")
         console.print(f"claim {claim.number}: [{colour}]{claim.verdict}[/] — {claim.evidence}")

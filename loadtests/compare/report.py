@@ -10,6 +10,7 @@ from pathlib import Path
 
 from loadtests.compare.results import CompareResults, ScenarioResult
 from loadtests.compare.results import figure_text as _num
+from loadtests.compare.runtime_report import runtime_lines
 
 CHARTS = ("throughput.png", "latency.png", "loop_lag.png")
 
@@ -103,6 +104,7 @@ def markdown(results: CompareResults, *, charts: list[str]) -> str:
         f"{calibration.cores} cores count primes {_num(calibration.bare_parallel_speedup)}x as "
         f"fast as one: the machine's own limit for every all-core scenario. The pipeline's "
         f"ceiling (`overhead`, io_ms = 0) is {_num(calibration.overhead_jobs_s)} jobs/s.",
+        *runtime_lines(results),
         "",
         "## Claims",
         "",

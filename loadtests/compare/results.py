@@ -73,6 +73,12 @@ class ScenarioResult(BaseModel):
         "(periods, periods throttled, seconds throttled), summed.",
     )
     error: str | None = None
+    runtime: str = "default"
+    """The workers' runtime: 'default', 'ft' (free-threaded, GIL off) or 'ft-gil'."""
+    worker_python: str | None = None
+    """What the workers' heartbeats said they run: the version ('t': free-threaded)..."""
+    worker_gil: bool | None = None
+    """...and whether the GIL was on in them."""
 
 
 class RaceOutcome(BaseModel):
@@ -105,6 +111,42 @@ class RaceResults(BaseModel):
     """The same under an asyncio.Lock."""
     cross_process: CrossProcessRace | None
     cross_process_error: str | None = None
+
+
+class RuntimeCalibration(BaseModel):
+    """One core's time for one ``cpu`` job under one runtime, timed in a process of its own;
+    every runtime's rounds alternate, so a burst of other work on the machine is shared."""
+
+    runtime: str
+    python: str
+    gil: bool
+    cpu_job_ms: float
+    samples_ms: list[float]
+
+
+class ThreadRace(BaseModel):
+    """Threads adding to one counter by a read and a write, without and with a Lock."""
+
+    runtime: str
+    python: str
+    gil: bool
+    threads: int
+    rounds: int
+    unsafe: RaceOutcome
+    safe: RaceOutcome
+
+
+class RuntimeComparison(BaseModel):
+    """The runtime dimension: other interpreters for the workers (deploy/runtimes)."""
+
+    available: bool
+    note: str = ""
+    """Without the free-threaded build: how to get it. With it: what could not be measured."""
+    calibrations: list[RuntimeCalibration] = Field(default_factory=list)
+    thread_races: list[ThreadRace] = Field(default_factory=list)
+
+    def calibration(self, runtime: str) -> RuntimeCalibration | None:
+        return next((c for c in self.calibrations if c.runtime == runtime), None)
 
 
 class Machine(BaseModel):
@@ -154,6 +196,7 @@ class CompareResults(BaseModel):
     race: RaceResults | None
     targets: list[Target] = Field(default_factory=list)
     claims: list[Claim] = Field(default_factory=list)
+    runtimes: RuntimeComparison | None = None
 
     def scenario(self, name: str) -> ScenarioResult | None:
         for result in self.scenarios:

@@ -80,6 +80,9 @@ class Scenario:
     pool_size: int
     """Threads or processes per worker; 0 for a blocking worker, which has no pool."""
     lesson: str
+    runtime: str = "default"
+    """The workers' interpreter (deploy/runtimes): ``ft`` is the free-threaded build with the
+    GIL off, ``ft-gil`` the same with ``PYTHON_GIL=1``; everything else stays on this one."""
     cpus: float | None = None
     """Containers only: each worker container's CPU quota (Compose ``cpus``). A pool size
     of 0 then means what ``POOL=0`` means: one process per CPU of the quota."""
@@ -101,7 +104,8 @@ class Scenario:
             topology += f"x{self.pool_size or 'quota'}"
         if self.cpus is not None:
             topology = f"containers-{topology}-cpus{self.cpus:g}"
-        return f"{self.workload.value}/{topology}"
+        suffix = "" if self.runtime == "default" else f"@{self.runtime}"
+        return f"{self.workload.value}/{topology}{suffix}"
 
     @property
     def label(self) -> str:
@@ -114,21 +118,27 @@ class Scenario:
             )
         if self.mode == WorkerMode.BLOCKING:
             return f"{loops}, blocking"
-        unit = "threads" if self.mode == WorkerMode.THREADS else "processes"
+        unit = {
+            WorkerMode.THREADS: "threads",
+            WorkerMode.INTERPRETERS: "subinterpreters",
+        }.get(self.mode, "processes")
         if self.effective_pool_size == 1:
-            unit = unit.removesuffix("s").removesuffix("e")
+            unit = {"threads": "thread", "processes": "process"}.get(unit, "subinterpreter")
         sized = "" if self.pool_size else " (sized by the quota)"
-        return f"{loops}, {self.effective_pool_size} {unit}{sized}"
+        where = {"ft": " (3.13t, GIL off)", "ft-gil": " (3.13t, GIL on)"}.get(self.runtime, "")
+        return f"{loops}, {self.effective_pool_size} {unit}{sized}{where}"
 
     def cores_usable(self, cores: int) -> int:
         """How many cores this topology can keep busy with CPU steps.
 
         One loop runs one CPU step at a time; threads too, because the GIL lets one thread
-        run Python at a time (unless this interpreter runs without the GIL); a process pool
-        runs ``pool_size`` at once. Never more than the machine has.
+        run Python at a time (unless the workers run without the GIL: the free-threaded
+        runtime); a process pool, or subinterpreters with a GIL each, run ``pool_size`` at
+        once. Never more than the machine has.
         """
-        if self.mode == WorkerMode.PROCESSES or (
-            self.mode == WorkerMode.THREADS and not gil_enabled()
+        threads_parallel = self.runtime == "ft" if self.runtime != "default" else not gil_enabled()
+        if self.mode in (WorkerMode.PROCESSES, WorkerMode.INTERPRETERS) or (
+            self.mode == WorkerMode.THREADS and threads_parallel
         ):
             per_worker = self.effective_pool_size
         else:

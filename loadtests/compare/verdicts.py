@@ -31,7 +31,7 @@ def find(
     for result in results.scenarios:
         if result.error is not None or result.workload != workload or result.mode != mode.value:
             continue
-        if result.container_cpus is not None:
+        if result.container_cpus is not None or result.runtime != "default":
             continue
         if replicas != (result.workers > 1):
             continue

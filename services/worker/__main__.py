@@ -8,6 +8,7 @@ import contextlib
 from services.worker.consumer import JobConsumer
 from services.worker.executors import CpuRunner
 from services.worker.steps import JobSteps
+from services.worker.subinterpreters import ModeUnavailable
 from shared.lifecycle import Heartbeat, stop_on_signals
 from shared.logging import configure_logging
 from shared.looplag import LoopLagMonitor
@@ -93,4 +94,7 @@ async def main(settings: Settings) -> None:
 
 
 if __name__ == "__main__":
-    run_service(main, load_settings())
+    try:
+        run_service(main, load_settings())
+    except ModeUnavailable as exc:
+        raise SystemExit(f"worker: {exc}") from None

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from services.worker.subinterpreters import interpreter_pool
 from shared.primes import count_primes
 from shared.settings import WorkerMode
 
@@ -20,7 +21,8 @@ log = structlog.get_logger()
 
 
 class CpuRunner:
-    """Runs CPU steps: on the loop (``blocking``), in threads, or in a process pool.
+    """Runs CPU steps: on the loop (``blocking``), in threads, in a process pool, or in
+    subinterpreters (``interpreters``; :class:`ModeUnavailable` where this Python has none).
 
     ``busy`` counts steps running right now, so pool occupancy can be reported. A process
     pool whose child dies is broken for good; the runner replaces it, and the steps that
@@ -42,6 +44,8 @@ class CpuRunner:
             return ProcessPoolExecutor(
                 self.pool_size, mp_context=multiprocessing.get_context("spawn")
             )
+        if self.mode == WorkerMode.INTERPRETERS:
+            return interpreter_pool(self.pool_size)
         return None
 
     async def warm_up(self) -> None:

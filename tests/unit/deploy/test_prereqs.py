@@ -55,7 +55,7 @@ def test_make_test_runs_the_pytest_docker_pass_after_the_suite() -> None:
 
 def test_the_container_setup_is_part_of_the_prerequisites() -> None:
     script = SCRIPT.read_text()
-    assert "all) packages; servers; containers ;;" in script
+    assert "all) packages; servers; containers; python_ft ;;" in script
     for tool in ("podman", "runc", "netavark", "docker-compose", "debootstrap"):
         assert tool in script
     assert "/var/run/docker.sock" not in script
