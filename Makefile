@@ -63,7 +63,7 @@ test: $(STAMP) prereqs
 # tests/docker-compose.yml: the path a user with Docker takes. Without Docker, podman's
 # private socket stands in for this pass only (DOCKER_HOST is set for pytest alone).
 test-docker: $(STAMP) prereqs
-	$(BIN)/python -m deploy.podman run -- $(BIN)/python -m pytest tests/integration -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m coordctl.podman run -- $(BIN)/python -m pytest tests/integration -p no:cacheprovider $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
@@ -71,7 +71,8 @@ test-unit: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy services shared deploy loadtests
+	$(BIN)/mypy services shared deploy/coordctl loadtests
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

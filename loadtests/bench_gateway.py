@@ -28,8 +28,8 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from deploy.local import ClusterError
-from deploy.servers import ServerUnavailable, free_port, wait_listening
+from coordctl.local import ClusterError
+from coordctl.servers import ServerUnavailable, free_port, wait_listening
 from loadtests.harness import machine, scoped_cluster
 from loadtests.reports import new_run_dir, point_latest
 from shared.settings import Settings, WorkerMode, load_settings

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from deploy.local import ClusterState, start_local_cluster, stop_local_cluster
-from deploy.namespace import purge_namespace
+from coordctl.local import ClusterState, start_local_cluster, stop_local_cluster
+from coordctl.namespace import purge_namespace
 from shared.settings import Settings, WorkerMode
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from deploy.compose import compose_command_name, docker_engine_available
-from deploy.local import ClusterState, start_local_cluster, stop_local_cluster
-from deploy.namespace import purge_namespace
-from deploy.servers import free_port, host_port, is_listening
+from coordctl.compose import compose_command_name, docker_engine_available
+from coordctl.local import ClusterState, start_local_cluster, stop_local_cluster
+from coordctl.namespace import purge_namespace
+from coordctl.servers import free_port, host_port, is_listening
 from shared.settings import Settings, WorkerMode, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent

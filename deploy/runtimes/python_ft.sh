@@ -13,7 +13,7 @@
 #
 # PYTHON_FT_VERSION (default 3.13) picks the version; 3.14 is one setting away when Debian
 # serves its source. PYTHON_FT_CACHE (default ~/.cache/coord-cluster/python) holds builds;
-# .venv-ft in the clone is the environment the workers run under (deploy/runtimes/runtime.py).
+# .venv-ft in the clone is the environment the workers run under (deploy/coordctl/runtimes/runtime.py).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -138,7 +138,7 @@ build_venv() {
   "$VENV/bin/python" -m pip install --quiet -c deploy/runtimes/constraints-ft.txt \
     -r deploy/runtimes/requirements-ft.txt
   "$VENV/bin/python" -m pip install --quiet --no-deps -e .
-  "$VENV/bin/python" -m deploy.runtimes.check
+  "$VENV/bin/python" -m coordctl.runtimes.check
   say "venv ready in $((SECONDS - started)) s"
   touch "$stamp"
 }

@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from deploy.local import ClusterError
-from deploy.namespace import purge_namespace
-from deploy.servers import ServerUnavailable, free_port
+from coordctl.local import ClusterError
+from coordctl.namespace import purge_namespace
+from coordctl.servers import ServerUnavailable, free_port
 from loadtests.bench.ceiling import Hops, measure_ceiling
 from loadtests.bench.cluster import latency_at_rate, memory_under_backlog, throughput
 from loadtests.harness import machine, scoped_cluster

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import psutil
 
-from deploy.local import ClusterState
+from coordctl.local import ClusterState
 from shared.batches import latency_histogram
 from shared.histogram import LATENCY_BUCKETS
 from shared.redis_client import connect_redis

@@ -24,7 +24,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from deploy.servers import free_port
+from coordctl.servers import free_port
 from loadtests.harness import machine, scoped_cluster
 from loadtests.reports import new_run_dir, point_latest
 from services.aggregator.fold import ResultFolder

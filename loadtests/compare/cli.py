@@ -21,10 +21,10 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from deploy.compose import ComposeError
-from deploy.engine import available_container_engine, engine_for
-from deploy.local import ClusterError
-from deploy.servers import ServerUnavailable, free_port
+from coordctl.compose import ComposeError
+from coordctl.engine import available_container_engine, engine_for
+from coordctl.local import ClusterError
+from coordctl.servers import ServerUnavailable, free_port
 from loadtests.compare.calibrate import (
     Calibration,
     bare_parallel_speedup,

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import psutil
 
-from deploy import compose
-from deploy.engine import detect_engine, prepare_engine
-from deploy.servers import host_port
+from coordctl import compose
+from coordctl.engine import detect_engine, prepare_engine
+from coordctl.servers import host_port
 from loadtests.compare.cpustat import cpu_stat_path
 from loadtests.compare.scenarios import Scenario
 from loadtests.harness import scoped_cluster

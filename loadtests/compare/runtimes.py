@@ -19,8 +19,8 @@ from contextlib import contextmanager
 
 import httpx
 
-from deploy.local import ClusterError
-from deploy.runtimes.runtime import (
+from coordctl.local import ClusterError
+from coordctl.runtimes.runtime import (
     BUILD_HINT,
     ROOT,
     RuntimeName,

@@ -24,8 +24,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from deploy.local import ClusterError
-from deploy.servers import ServerUnavailable, free_port
+from coordctl.local import ClusterError
+from coordctl.servers import ServerUnavailable, free_port
 from loadtests.harness import machine, scoped_cluster
 from loadtests.reports import new_run_dir, point_latest
 from loadtests.soak.load import Soak, SoakPlan

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
-from deploy.local import ClusterState
+from coordctl.local import ClusterState
 from loadtests.bench.cluster import client_for, member_rss_mb, submit, wait_done
 from loadtests.soak.series import Sample
 from shared.names import Names

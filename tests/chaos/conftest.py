@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from deploy.local import ClusterState
-from deploy.servers import ServerProcess, stop_process_group, wait_gone
+from coordctl.local import ClusterState
+from coordctl.servers import ServerProcess, stop_process_group, wait_gone
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 Record = Callable[..., None]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from deploy.servers import start_private_rabbitmq
+from coordctl.servers import start_private_rabbitmq
 from shared.settings import WorkerMode
 from tests.chaos.conftest import (
     Record,

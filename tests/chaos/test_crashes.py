@@ -6,7 +6,7 @@ import time
 
 import psutil
 
-from deploy.local import restart_member
+from coordctl.local import restart_member
 from shared.settings import Settings, WorkerMode
 from tests.chaos.conftest import Record, kill_hard, member_pid, wait_progress, worker_stats
 from tests.conftest import ClusterFactory

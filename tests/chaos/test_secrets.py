@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 
-from deploy.local import cluster_status
-from deploy.servers import start_private_redis, stop_process_group
+from coordctl.local import cluster_status
+from coordctl.servers import start_private_redis, stop_process_group
 from shared.settings import Settings, WorkerMode
 from tests.chaos.conftest import member_pid
 from tests.conftest import ClusterFactory, free_port

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from deploy.servers import (
+from coordctl.servers import (
     start_private_rabbitmq,
     start_private_redis,
     stop_process_group,

@@ -7,9 +7,9 @@ import signal
 import time
 from pathlib import Path
 
-from deploy.local import restart_member
-from deploy.logview import LogFilter, read_records
-from deploy.servers import wait_gone
+from coordctl.local import restart_member
+from coordctl.logview import LogFilter, read_records
+from coordctl.servers import wait_gone
 from shared.settings import Settings, WorkerMode
 from tests.chaos.conftest import Record, batch_status, member_pid, wait_until, worker_stats
 from tests.conftest import ClusterFactory

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from deploy import compose
-from deploy.engine import Engine, prepare_engine
-from deploy.podman import service
-from deploy.servers import free_port
+from coordctl import compose
+from coordctl.engine import Engine, prepare_engine
+from coordctl.podman import service
+from coordctl.servers import free_port
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from deploy import compose
+from coordctl import compose
 from shared.settings import WorkerMode
 from tests.e2e.conftest import run_batch, submit, wait_done
 

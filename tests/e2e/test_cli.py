@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from deploy.servers import pid_alive
+from coordctl.servers import pid_alive
 from shared.settings import Settings
 
 CLUSTER = str(Path(sys.executable).with_name("cluster"))

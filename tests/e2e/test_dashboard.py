@@ -20,8 +20,8 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from deploy.local import ClusterState, service_env
-from deploy.servers import free_port
+from coordctl.local import ClusterState, service_env
+from coordctl.servers import free_port
 from shared.settings import Settings, WorkerMode
 from tests.conftest import ClusterFactory
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from deploy.local import ClusterState, cluster_status
+from coordctl.local import ClusterState, cluster_status
 from shared.settings import Settings, WorkerMode
 from tests.conftest import ClusterFactory
 from tests.e2e.conftest import run_batch
@@ -111,7 +111,7 @@ def test_cluster_logs_follow_one_job_through_every_service(
     def path_is_complete() -> bool:
         nonlocal output
         output = subprocess.run(
-            [sys.executable, "-m", "deploy.cli", "logs", "--job", job_id],
+            [sys.executable, "-m", "coordctl.cli", "logs", "--job", job_id],
             env=env,
             capture_output=True,
             text=True,

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from deploy.local import ClusterState, start_local_cluster, stop_local_cluster
-from deploy.runtimes.runtime import BUILD_HINT, ft_available, resolve_runtime
+from coordctl.local import ClusterState, start_local_cluster, stop_local_cluster
+from coordctl.runtimes.runtime import BUILD_HINT, ft_available, resolve_runtime
 from shared.settings import Settings, WorkerMode
 from tests.e2e.conftest import run_batch
 

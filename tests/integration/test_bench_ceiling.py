@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deploy.namespace import purge_namespace
+from coordctl.namespace import purge_namespace
 from loadtests.bench.ceiling import Hops, measure_ceiling
 from shared.settings import Settings
 

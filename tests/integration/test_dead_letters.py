@@ -13,7 +13,7 @@ from pathlib import Path
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from structlog.testing import capture_logs
 
-from deploy.dead import list_dead, purge_dead, requeue_dead
+from coordctl.dead import list_dead, purge_dead, requeue_dead
 from shared.jobs import Job, JobKind, decode_job
 from shared.messaging import (
     declare_topology,

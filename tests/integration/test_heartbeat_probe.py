@@ -1,4 +1,4 @@
-"""deploy.probe against the real Redis: a fresh heartbeat passes, a stale one fails."""
+"""services.probe against the real Redis: a fresh heartbeat passes, a stale one fails."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from deploy.probe import ProbeFailed, Service, probe_heartbeat
+from services.probe import ProbeFailed, Service, probe_heartbeat
 from shared.lifecycle import Heartbeat
 from shared.settings import Settings
 

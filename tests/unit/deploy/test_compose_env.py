@@ -1,4 +1,4 @@
-"""deploy.compose.ensure_env_file: a fresh .env never carries the example's placeholders."""
+"""coordctl.compose.ensure_env_file: a fresh .env never carries the example's placeholders."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.compose import ComposeError, ensure_env_file
+from coordctl.compose import ComposeError, ensure_env_file
 from tests.unit.deploy.conftest import ROOT, env_file
 
 

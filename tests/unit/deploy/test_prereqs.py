@@ -50,7 +50,7 @@ def test_make_test_runs_the_pytest_docker_pass_after_the_suite() -> None:
     suite = next(i for i, line in enumerate(commands) if "-m pytest" in line)
     assert any("test-docker" in line for line in commands[suite + 1 :])
     docker_pass = dry_run("test-docker")
-    assert "deploy.podman run -- " in docker_pass and "tests/integration" in docker_pass
+    assert "coordctl.podman run -- " in docker_pass and "tests/integration" in docker_pass
 
 
 def test_the_container_setup_is_part_of_the_prerequisites() -> None:

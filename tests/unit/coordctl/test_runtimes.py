@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from deploy.runtimes import runtime
-from deploy.runtimes.runtime import RuntimeUnavailable, resolve_runtime
+from coordctl.runtimes import runtime
+from coordctl.runtimes.runtime import RuntimeUnavailable, resolve_runtime
 
-SCRIPT = Path(runtime.__file__).with_name("python_ft.sh")
+SCRIPT = runtime.BUILD_SCRIPT
 
 
 def test_default_is_this_interpreter() -> None:

@@ -23,7 +23,7 @@ CONF = PODMAN_DIR / "containers.conf"
 IMAGES_ENV = PODMAN_DIR / "images.env"
 SERVICE_PID = PODMAN_DIR / "service.pid"
 HEALTH_PID = PODMAN_DIR / "health.pid"
-INSTALL_SCRIPT = Path(__file__).resolve().parent.parent / "prereqs" / "install.sh"
+INSTALL_SCRIPT = Path(__file__).resolve().parents[2] / "prereqs" / "install.sh"
 
 
 class PodmanError(RuntimeError):
@@ -109,7 +109,7 @@ def ensure_service(*, python: str = sys.executable, timeout_s: float = 30) -> in
     if _read_pid(HEALTH_PID) is None:
         log = (PODMAN_DIR / "health.log").open("ab")
         driver = subprocess.Popen(
-            [python, "-m", "deploy.podman.health", "--service-pid", str(pid)],
+            [python, "-m", "coordctl.podman.health", "--service-pid", str(pid)],
             env=podman_env(),
             stdin=subprocess.DEVNULL,
             stdout=log,

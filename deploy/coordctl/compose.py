@@ -2,7 +2,7 @@
 
 Every call names its Compose project (``-p``), so ``down`` removes exactly that project's
 containers, network and volumes, and runs with the engine's environment (``DOCKER_HOST``
-and the locally built images for podman; see ``deploy.engine``).
+and the locally built images for podman; see ``coordctl.engine``).
 """
 
 from __future__ import annotations

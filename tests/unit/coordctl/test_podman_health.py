@@ -1,8 +1,8 @@
-"""deploy.podman.health: which containers the driver probes, and how often."""
+"""coordctl.podman.health: which containers the driver probes, and how often."""
 
 from __future__ import annotations
 
-from deploy.podman.health import HEALTHY_S, STARTING_S, Container, due, parse_ps
+from coordctl.podman.health import HEALTHY_S, STARTING_S, Container, due, parse_ps
 
 PS = """\
 1c979ac75685 Up 20 seconds ago (healthy)

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 FT_VENV = ROOT / ".venv-ft"
-BUILD_SCRIPT = Path(__file__).with_name("python_ft.sh")
+BUILD_SCRIPT = ROOT / "deploy" / "runtimes" / "python_ft.sh"
 BUILD_HINT = "build it with `make python-ft` (about 3 minutes on 2 cores, once)"
 
 

@@ -5,7 +5,7 @@ Where PID 1 is not systemd, podman never probes a container and a Compose
 a healthcheck: every ``STARTING_S`` while it starts (Compose is waiting), rarely once it is
 healthy (a RabbitMQ probe costs about 1.7 s of CPU). It exits with the podman service.
 
-    python -m deploy.podman.health --service-pid PID
+    python -m coordctl.podman.health --service-pid PID
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from deploy.servers import (
+from coordctl.servers import (
     ProcessIdentity,
     ServerProcess,
     ServerUnavailable,

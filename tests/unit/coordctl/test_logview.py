@@ -2,7 +2,7 @@ from pathlib import Path
 
 import orjson
 
-from deploy.logview import LogFilter, parse_line, read_records, render
+from coordctl.logview import LogFilter, parse_line, read_records, render
 
 
 def write(path: Path, *records: dict[str, object]) -> None:

@@ -1,4 +1,4 @@
-"""Container health probes: ``python -m deploy.probe gateway|worker|aggregator``.
+"""Container health probes: ``python -m services.probe gateway|worker|aggregator``.
 
 The slim image has no curl, and workers and the aggregator serve no HTTP of their own, so
 Compose healthchecks and Kubernetes exec probes call this module. Exit 0 means healthy; any

@@ -11,7 +11,7 @@ import logging
 import sys
 import time
 from collections.abc import Coroutine
-from pathlib import Path
+from importlib.metadata import entry_points
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import httpx
@@ -20,9 +20,9 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from deploy import compose
-from deploy.engine import Engine, detect_engine, engine_env, prepare_engine
-from deploy.local import (
+from coordctl import compose
+from coordctl.engine import Engine, detect_engine, engine_env, prepare_engine
+from coordctl.local import (
     ClusterError,
     ClusterState,
     api_key_header,
@@ -30,7 +30,7 @@ from deploy.local import (
     start_local_cluster,
     stop_local_cluster,
 )
-from deploy.logview import (
+from coordctl.logview import (
     LEVELS,
     LogFilter,
     follow_records,
@@ -38,9 +38,9 @@ from deploy.logview import (
     print_records,
     read_records,
 )
-from deploy.podman.service import PodmanError
-from deploy.runtimes.runtime import RuntimeName, RuntimeUnavailable, resolve_runtime
-from deploy.servers import ServerUnavailable
+from coordctl.podman.service import PodmanError
+from coordctl.runtimes.runtime import RuntimeName, RuntimeUnavailable, resolve_runtime
+from coordctl.servers import ServerUnavailable
 from shared.jobs import JobKind
 from shared.settings import Settings, WorkerMode, load_settings
 
@@ -306,31 +306,6 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
 
 
 @app.command()
-def compare(
-    quick: Annotated[bool, typer.Option("--quick", help="fewer scenarios, shorter runs")] = False,
-    out: Annotated[Path, typer.Option(help="reports go to OUT/<timestamp>/")] = Path(
-        "reports/compare"
-    ),
-    local: Annotated[bool, typer.Option(help="local processes even if Docker runs")] = False,
-    only: Annotated[
-        str | None, typer.Option(help="only the scenarios whose name contains this, e.g. cpu/")
-    ] = None,
-) -> None:
-    """Measure one loop, threads, a process pool and replicas against the physical limit."""
-    from loadtests.compare.cli import print_verdicts, run_compare
-
-    settings = settings_or_fail()
-    folder, results = run_compare(
-        quick=quick, out=out, base=settings, console=console, local=local, only=only
-    )
-    print_verdicts(results, console)
-    console.print(f"report: [bold]{folder / 'report.md'}[/] (also {out / 'latest'})")
-    failed = [s.name for s in results.scenarios if s.error is not None]
-    if failed:
-        fail(f"scenarios failed: {', '.join(failed)}; see {folder / 'report.md'}")
-
-
-@app.command()
 def logs(
     batch: Annotated[str | None, typer.Option(help="only this batch's lines")] = None,
     job: Annotated[str | None, typer.Option(help="only this job's lines")] = None,
@@ -377,7 +352,7 @@ app.add_typer(dead_app, name="dead")
 
 
 def _dead(operation: Coroutine[Any, Any, T]) -> T:
-    from deploy.dead import DeadLetterError
+    from coordctl.dead import DeadLetterError
 
     for library in ("aiormq", "aio_pika"):  # their connect errors would add a second line
         logging.getLogger(library).setLevel(logging.CRITICAL)
@@ -393,7 +368,7 @@ def dead_list(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """The oldest dead letters with why and where they died; they stay in the queue."""
-    from deploy.dead import list_dead
+    from coordctl.dead import list_dead
 
     settings = settings_or_fail()
     total, letters = _dead(list_dead(settings, limit))
@@ -421,7 +396,7 @@ def dead_requeue(
     limit: Annotated[int, typer.Option(min=1, max=1_000_000, help="letters moved")] = 1000,
 ) -> None:
     """Publish dead letters back to the queue each died in (a job gets its attempts back)."""
-    from deploy.dead import requeue_dead
+    from coordctl.dead import requeue_dead
 
     moved = _dead(requeue_dead(settings_or_fail(), limit))
     summary = ", ".join(f"{count} to {queue}" for queue, count in moved.items())
@@ -438,7 +413,7 @@ def dead_purge(
     yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False,
 ) -> None:
     """Drop every dead letter."""
-    from deploy.dead import purge_dead
+    from coordctl.dead import purge_dead
 
     settings = settings_or_fail()
     if not yes and not typer.confirm(f"drop every letter in {settings.names.dead_queue}?"):
@@ -449,7 +424,19 @@ def dead_purge(
     )
 
 
+PLUGIN_GROUP = "coordctl.commands"
+"""Entry points that add commands to ``cluster``: the comparison adds ``compare`` this way,
+so this package never imports the load tests (they import it)."""
+
+
+def add_plugin_commands(target: typer.Typer) -> None:
+    for entry_point in entry_points(group=PLUGIN_GROUP):
+        register = entry_point.load()
+        register(target)
+
+
 def main() -> None:
+    add_plugin_commands(app)
     try:
         app()
     except KeyboardInterrupt:

@@ -1,8 +1,8 @@
-"""``python -m deploy.podman``: podman's API service for scripts and make targets.
+"""``python -m coordctl.podman``: podman's API service for scripts and make targets.
 
-    python -m deploy.podman start          # set up if needed, start the service; print its pid
-    python -m deploy.podman stop           # stop the service and healthcheck driver we started
-    python -m deploy.podman run -- CMD...  # run CMD against a container engine
+    python -m coordctl.podman start          # set up if needed, start the service; print its pid
+    python -m coordctl.podman stop           # stop the service and healthcheck driver we started
+    python -m coordctl.podman run -- CMD...  # run CMD against a container engine
 
 ``run`` gives CMD ``DOCKER_HOST`` (our socket) and the locally built images' variables,
 unless a Docker engine already answers. It stops the service afterwards if it started it,
@@ -14,8 +14,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from deploy.compose import docker_engine_available
-from deploy.podman import service
+from coordctl.compose import docker_engine_available
+from coordctl.podman import service
 
 
 def main(argv: list[str]) -> int:
@@ -35,7 +35,7 @@ def main(argv: list[str]) -> int:
         if command[:1] == ["--"]:
             command = command[1:]
         if not command:
-            print("usage: python -m deploy.podman run -- CMD...", file=sys.stderr)
+            print("usage: python -m coordctl.podman run -- CMD...", file=sys.stderr)
             return 2
         if docker_engine_available():
             return subprocess.run(command, check=False).returncode

@@ -1,4 +1,4 @@
-"""deploy.probe: which heartbeats count as this container's, and the one-line failure."""
+"""services.probe: which heartbeats count as this container's, and the one-line failure."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import orjson
 import typer
 from typer.testing import CliRunner
 
-from deploy.probe import Service, own_heartbeats, probe
+from services.probe import Service, own_heartbeats, probe
 from tests.conftest import free_port
 
 app = typer.Typer()

@@ -1,4 +1,4 @@
-"""deploy.engine: Docker first, then our podman socket, then local processes."""
+"""coordctl.engine: Docker first, then our podman socket, then local processes."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy import engine
-from deploy.engine import Engine, detect_engine
+from coordctl import engine
+from coordctl.engine import Engine, detect_engine
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.local import ClusterState, Member, cluster_status, stop_local_cluster
-from deploy.servers import ProcessIdentity, ServerProcess, pid_alive, stop_process_group
+from coordctl.local import ClusterState, Member, cluster_status, stop_local_cluster
+from coordctl.servers import ProcessIdentity, ServerProcess, pid_alive, stop_process_group
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 
-from deploy.compose import docker_engine_available
-from deploy.podman import service
+from coordctl.compose import docker_engine_available
+from coordctl.podman import service
 
 
 class Engine(StrEnum):
