@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from shared.primes import count_primes
@@ -10,9 +12,19 @@ from tests.conftest import ClusterFactory
 from tests.e2e.conftest import run_batch
 
 PRIMES_BELOW_10000 = 1229
+MODES = [
+    pytest.param(
+        mode,
+        marks=pytest.mark.skipif(
+            mode == WorkerMode.INTERPRETERS and sys.version_info < (3, 12),
+            reason="needs Python 3.12+; tests/e2e/test_runtimes.py runs it under 3.13t",
+        ),
+    )
+    for mode in WorkerMode
+]
 
 
-@pytest.mark.parametrize("mode", list(WorkerMode))
+@pytest.mark.parametrize("mode", MODES)
 def test_each_kind_gives_its_known_sum(start_cluster: ClusterFactory, mode: WorkerMode) -> None:
     cluster = start_cluster(workers=2, mode=mode, pool_size=2)
     url = cluster.gateway_url
