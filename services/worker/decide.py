@@ -40,21 +40,20 @@ class Stage(StrEnum):
 
 
 @dataclass(frozen=True)
-class Retry:
-    """Spend an attempt: publish ``job`` (its attempt counted up) to ``queue``, then ack."""
+class Later:
+    """Publish ``job`` to the delay queue ``queue``, then ack: it is back after ``delay_s``."""
 
     job: Job
     queue: str
     delay_s: float
 
 
-@dataclass(frozen=True)
-class Defer:
-    """Keep the attempts: publish ``job`` (its deferrals counted up) to ``queue``, then ack."""
+class Retry(Later):
+    """Spends an attempt: ``job`` has its attempt counted up."""
 
-    job: Job
-    queue: str
-    delay_s: float
+
+class Defer(Later):
+    """Keeps the attempts: ``job`` has its deferrals counted up."""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
@@ -50,18 +50,20 @@ async def batch_done(redis: Redis, settings: Settings, batch_id: str) -> BatchSt
     return status
 
 
+def is_done(redis: Redis, settings: Settings, batch_id: str) -> Callable[[], Awaitable[bool]]:
+    async def done() -> bool:
+        return (await batch_done(redis, settings, batch_id)).status == BatchState.DONE
+
+    return done
+
+
 async def test_every_job_is_acked_and_folded_once(
     in_process: Callable[..., InProcessCluster], settings: Settings, redis: Redis
 ) -> None:
     batch_id, jobs = await new_batch(redis, settings, JobKind.MIXED, [10_000] * 20, io_ms=1)
     async with in_process(runners=4) as cluster:
         await cluster.publish([job.encode() for job in jobs])
-
-        async def done() -> bool:
-            status = await batch_done(redis, settings, batch_id)
-            return status.status == BatchState.DONE
-
-        await cluster.run_until(done)
+        await cluster.run_until(is_done(redis, settings, batch_id))
     status = await batch_done(redis, settings, batch_id)
     assert (status.completed, status.failed, status.result.sum) == (20, 0, 20 * 1229)
     assert cluster.worker.completed == 20 and cluster.aggregator.folded == 20
@@ -103,12 +105,7 @@ async def test_a_failing_job_retries_through_a_delay_queue_then_dead_letters(
         fail_n=FAIL_N, runners=2, max_attempts=3, retry_backoff_s=0.05
     ) as cluster:
         await cluster.publish([job.encode() for job in jobs])
-
-        async def done() -> bool:
-            status = await batch_done(redis, settings, batch_id)
-            return status.status == BatchState.DONE
-
-        await cluster.run_until(done)
+        await cluster.run_until(is_done(redis, settings, batch_id))
     status = await batch_done(redis, settings, batch_id)
     assert (status.completed, status.failed) == (2, 1)
     assert (cluster.worker.retried, cluster.worker.failed, cluster.worker.completed) == (2, 1, 2)
@@ -159,12 +156,7 @@ async def test_a_redis_outage_defers_the_job_without_spending_attempts(
 
             await cluster.run_until(deferred_twice)
             cluster.steps.redis = redis  # Redis is back
-
-            async def done() -> bool:
-                status = await batch_done(redis, settings, batch_id)
-                return status.status == BatchState.DONE
-
-            await cluster.run_until(done)
+            await cluster.run_until(is_done(redis, settings, batch_id))
     finally:
         await unreachable.aclose()
     status = await batch_done(redis, settings, batch_id)

@@ -54,17 +54,8 @@ def rules() -> Settings:
     return load_settings(namespace="unit", retry_backoff_s=0.2, max_attempts=3)
 
 
-def a_job(**fields: object) -> Job:
-    return Job(
-        job_id="b.1",
-        batch_id="b",
-        kind=JobKind.CPU,
-        n=100,
-        io_ms=0,
-        submitted_at=0.0,
-        trace_id="t",
-        **fields,  # type: ignore[arg-type]
-    )
+def a_job(**fields: int) -> Job:
+    return Job("b.1", "b", JobKind.CPU, n=100, io_ms=0, submitted_at=0.0, **fields)
 
 
 def test_a_failed_step_is_retried_through_a_delay_queue_on_a_copy(rules: Settings) -> None:
