@@ -94,7 +94,3 @@ class Names:
     def instances(self) -> str:
         """Hash of instance name -> JSON heartbeat of every running service instance."""
         return f"{self.namespace}:instances"
-
-    @property
-    def counters(self) -> str:
-        return f"{self.namespace}:counters"

@@ -169,7 +169,7 @@ class Machine(BaseModel):
 
 
 class Target(BaseModel):
-    """A figure the issue names, with its strict threshold for a 2-core quiet machine."""
+    """A figure with its strict threshold for a quiet 2-core machine (``verdicts.targets``)."""
 
     name: str
     figure: float | None

@@ -1,4 +1,6 @@
-"""From figures to verdicts: the issue's strict targets and the five claims of DESIGN.md.
+"""From figures to verdicts: the strict targets for a quiet 2-core machine, and the numbered
+claims whose texts are written below; README.md ("The comparison: `make compare`") shows both
+as ``report.md`` renders them.
 
 Thresholds scale with the machine: "at least 1.6x" on two cores is 0.8 of the cores a
 topology can use, so the same rule reads sensibly on one core or on eight.

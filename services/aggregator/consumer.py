@@ -67,7 +67,7 @@ class ResultConsumer:
                 log.warning("result_dead_lettered", reason=str(exc))
             await message.reject(requeue=False)
             return
-        await self.pending.add(message, result)
+        self.pending.add(message, result)
 
     async def folder_loop(self) -> None:
         while True:

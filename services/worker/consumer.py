@@ -2,6 +2,8 @@
 
 At-least-once: a job is acked only after its result is confirmed by the broker, so a
 crash at any point leaves the job to be redelivered; the aggregator absorbs the duplicate.
+What happens to a job that fails is decided by :func:`services.worker.decide.decide`; this
+module only carries the decision out.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
-from redis.exceptions import RedisError
 
+from services.worker.decide import DeadLetter, Decision, Defer, Requeue, Retry, Stage, decide
 from services.worker.executors import CpuRunner
 from services.worker.steps import JobSteps
 from shared.jobs import InvalidMessage, Job, Result, decode_job
@@ -28,21 +30,9 @@ from shared.messaging import (
     publish_confirmed,
 )
 from shared.metrics import Metrics
-from shared.names import retry_delay_ms
 from shared.settings import Settings
 
 log = structlog.get_logger()
-
-MAX_DEFER_S = 5.0
-REFUSED_PAUSE_S = 0.5
-
-
-def backoff_s(settings: Settings, exponent: int, cap_s: float = float("inf")) -> float:
-    """``retry_backoff_s`` doubled ``exponent`` times, capped by ``retry_max_delay_s`` (and
-    ``cap_s``), as one of the fixed delays: 20 attempts once meant a 14.6-hour wait."""
-    wanted = settings.retry_backoff_s * 2 ** min(exponent, 16)
-    capped = min(wanted, cap_s, settings.retry_max_delay_s)
-    return retry_delay_ms(capped) / 1000
 
 
 class JobConsumer:
@@ -111,7 +101,8 @@ class JobConsumer:
                 await self.handle(message)
             except PUBLISH_REFUSED as exc:
                 raise_if_cancelling(exc)
-                await self.give_back(message, exc)
+                decision = decide(None, exc, self.settings, Stage.PUBLISH)
+                await self.carry_out(decision, None, message, exc)
             except BROKER_ERRORS as exc:
                 raise_if_cancelling(exc)
                 self.abandoned += 1
@@ -125,29 +116,12 @@ class JobConsumer:
                 self.in_flight -= 1
                 self.inbox.task_done()
 
-    async def give_back(self, message: AbstractIncomingMessage, exc: BaseException) -> None:
-        """The broker refused a publish (nack, unroutable) or did not confirm it in time,
-        but the channel is open: the job is requeued explicitly, or it would hold a
-        prefetch slot until the channel closes. The pause keeps a broker that refuses
-        every publish from turning redeliveries into a busy loop."""
-        self.publish_refused += 1
-        log.warning("publish_refused", error=repr(exc), requeued=True)
-        await asyncio.sleep(REFUSED_PAUSE_S)
-        try:
-            await message.nack(requeue=True)
-        except BROKER_ERRORS as nack_exc:
-            raise_if_cancelling(nack_exc)
-            log.warning("nack_failed", error=repr(nack_exc))
-
     async def handle(self, message: AbstractIncomingMessage) -> None:
         with job_context(**context_headers(message.headers)):
             try:
                 job = decode_job(message.body)
             except InvalidMessage as exc:
-                self.dead_lettered += 1
-                self.metrics.job_failed("invalid")
-                log.warning("message_dead_lettered", reason=str(exc), size=len(message.body))
-                await message.reject(requeue=False)
+                await self.carry_out(decide(None, exc, self.settings), None, message, exc)
                 return
             self.received += 1
             self.metrics.job_received(job.kind.value)
@@ -160,7 +134,7 @@ class JobConsumer:
             value, durations = await self.steps.run(job)
         except Exception as exc:
             raise_if_cancelling(exc)
-            await self.on_step_failed(job, message, exc)
+            await self.carry_out(decide(job, exc, self.settings), job, message, exc)
             return
         await self.publish_result(job, ok=True, value=value, durations=durations, error=None)
         await message.ack()
@@ -175,44 +149,57 @@ class JobConsumer:
             **{f"{step}_ms": ms for step, ms in durations.items()},
         )
 
-    async def on_step_failed(
-        self, job: Job, message: AbstractIncomingMessage, exc: Exception
+    async def carry_out(
+        self,
+        decision: Decision,
+        job: Job | None,
+        message: AbstractIncomingMessage,
+        exc: BaseException,
     ) -> None:
-        """Retry with backoff through the retry queue, or give up: dead-letter and count it.
+        """Publish, ack, nack or reject as ``decision`` says, then count and log it."""
+        match decision:
+            case Defer(job=later, queue=queue, delay_s=delay_s):
+                await self.publish_later(later, queue, message)
+                self.deferred += 1
+                log.warning(
+                    "job_deferred", error=repr(exc), deferrals=later.deferrals, delay_s=delay_s
+                )
+            case Retry(job=later, queue=queue, delay_s=delay_s):
+                await self.publish_later(later, queue, message)
+                self.retried += 1
+                self.metrics.job_retried(later.kind.value)
+                log.warning(
+                    "job_retried", error=repr(exc), attempt=later.attempt - 1, delay_s=delay_s
+                )
+            case Requeue(pause_s=pause_s):
+                # The pause keeps a broker that refuses every publish from turning
+                # redeliveries into a busy loop.
+                self.publish_refused += 1
+                log.warning("publish_refused", error=repr(exc), requeued=True)
+                await asyncio.sleep(pause_s)
+                try:
+                    await message.nack(requeue=True)
+                except BROKER_ERRORS as nack_exc:
+                    raise_if_cancelling(nack_exc)
+                    log.warning("nack_failed", error=repr(nack_exc))
+            case DeadLetter(reason=reason, report=True) if job is not None:
+                await self.publish_result(job, ok=False, value=0, durations={}, error=reason)
+                await message.reject(requeue=False)
+                self.failed += 1
+                self.metrics.job_failed(job.kind.value)
+                log.error("job_failed", error=reason, attempts=job.attempt)
+            case DeadLetter(reason=reason):
+                await message.reject(requeue=False)
+                self.dead_lettered += 1
+                self.metrics.job_failed("invalid")
+                log.warning("message_dead_lettered", reason=reason, size=len(message.body))
 
-        A Redis outage is the cluster's fault, not the job's: such a job is deferred with
-        a backoff capped at ``MAX_DEFER_S`` for as long as the outage lasts, and keeps its
-        attempts for failures of its own.
-        """
-        if isinstance(exc, RedisError):
-            job.deferrals += 1
-            delay_s = backoff_s(self.settings, job.deferrals, cap_s=MAX_DEFER_S)
-            await self.requeue_later(job, message, delay_s)
-            self.deferred += 1
-            log.warning("job_deferred", error=repr(exc), deferrals=job.deferrals, delay_s=delay_s)
-            return
-        if job.attempt < self.settings.max_attempts:
-            delay_s = backoff_s(self.settings, job.attempt - 1)
-            job.attempt += 1
-            await self.requeue_later(job, message, delay_s)
-            self.retried += 1
-            self.metrics.job_retried(job.kind.value)
-            log.warning("job_retried", error=repr(exc), attempt=job.attempt - 1, delay_s=delay_s)
-            return
-        await self.publish_result(job, ok=False, value=0, durations={}, error=repr(exc))
-        await message.reject(requeue=False)
-        self.failed += 1
-        self.metrics.job_failed(job.kind.value)
-        log.error("job_failed", error=repr(exc), attempts=job.attempt)
-
-    async def requeue_later(
-        self, job: Job, message: AbstractIncomingMessage, delay_s: float
-    ) -> None:
-        """Through the delay queue of ``delay_s``, whose expired messages go back to the
-        jobs queue."""
+    async def publish_later(self, job: Job, queue: str, message: AbstractIncomingMessage) -> None:
+        """Into a delay queue, whose expired messages go back to the jobs queue; the
+        original is acked only once that publish is confirmed."""
         await publish_confirmed(
             self.exchange,
-            self.names.delay_queue(retry_delay_ms(delay_s)),
+            queue,
             make_message(job.encode(), headers=message.headers, message_id=job.job_id),
             timeout_s=self.settings.publish_timeout_s,
         )

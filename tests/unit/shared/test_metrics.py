@@ -1,18 +1,12 @@
 import asyncio
-import os
 import re
 import urllib.request
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.worker.executors import CpuRunner
-from services.worker.steps import JobSteps
-from shared.jobs import Job, JobKind
 from shared.looplag import LoopLagMonitor
 from shared.metrics import Metrics, step_family
-from shared.names import Names
-from shared.settings import WorkerMode
 
 WORKER = {"service": "worker", "instance": "w1", "mode": "processes"}
 
@@ -131,40 +125,6 @@ def test_two_services_in_one_process_keep_separate_registries() -> None:
             "coord_jobs_accepted_total", {"service": "gateway", "instance": "g2", "kind": "io"}
         )
         is None
-    )
-
-
-async def test_process_pool_figures_are_complete_without_multiprocess_mode() -> None:
-    """CPU steps run in pool processes, yet every one is counted: timing stays in this process."""
-    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
-    metrics = Metrics("worker", "w1", mode="processes", process_metrics=False)
-    cpu = CpuRunner(WorkerMode.PROCESSES, 2)
-    try:
-        steps = JobSteps(None, Names("unit"), cpu)  # type: ignore[arg-type]  # cpu jobs use no Redis
-        jobs = [
-            Job(
-                job_id=f"b.{i}",
-                batch_id="b",
-                kind=JobKind.CPU,
-                n=20_000,
-                io_ms=0,
-                submitted_at=0.0,
-                trace_id="t",
-            )
-            for i in range(12)
-        ]
-        for value, durations in await asyncio.gather(*(steps.run(job) for job in jobs)):
-            assert value == 2262
-            metrics.job_completed("cpu", durations)
-    finally:
-        cpu.close()
-    labels = {**WORKER, "kind": "cpu"}
-    assert metrics.registry.get_sample_value("coord_jobs_completed_total", labels) == 12
-    assert (
-        metrics.registry.get_sample_value(
-            "coord_step_duration_seconds_count", {**labels, "step": "cpu"}
-        )
-        == 12
     )
 
 

@@ -12,7 +12,6 @@ def test_every_name_carries_the_namespace() -> None:
         names.batches_index,
         names.io_touch("j"),
         names.instances,
-        names.counters,
     ]
     assert all(name.startswith("ns1.") or name.startswith("ns1:") for name in built)
     assert len(set(built)) == len(built)

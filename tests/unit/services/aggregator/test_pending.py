@@ -10,7 +10,7 @@ async def test_every_added_result_is_taken_exactly_once() -> None:
 
     async def producer(start: int) -> None:
         for i in range(start, start + 200):
-            await pending.add(i, i)  # type: ignore[arg-type]
+            pending.add(i, i)  # type: ignore[arg-type]
             if i % 17 == 0:
                 await asyncio.sleep(0)
 
@@ -31,5 +31,5 @@ async def test_take_waits_until_something_is_added() -> None:
     waiter = asyncio.create_task(pending.take(10))
     await asyncio.sleep(0.01)
     assert not waiter.done()
-    await pending.add("m", "r")  # type: ignore[arg-type]
+    pending.add("m", "r")  # type: ignore[arg-type]
     assert await asyncio.wait_for(waiter, 1) == [("m", "r")]
