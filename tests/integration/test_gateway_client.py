@@ -22,7 +22,7 @@ from coordctl.client import AsyncGatewayClient, BatchUnfinished, GatewayClient, 
 from coordctl.servers import free_port, wait_listening
 from services.aggregator.fold import ResultFolder
 from services.gateway.app import create_app
-from shared.api import BatchState
+from shared.api import BatchState, Instances
 from shared.jobs import BatchRequest, JobKind, JobParams, Result
 from shared.settings import Settings
 
@@ -136,8 +136,10 @@ async def test_api_key_is_sent_when_set(settings: Settings) -> None:
     async with in_process(app) as anonymous, asgi_client(app, "sekrit") as keyed:
         with pytest.raises(GatewayError, match="answered 401: missing or wrong X-API-Key"):
             await anonymous.submit(IO_BATCH)
+        with pytest.raises(GatewayError, match="answered 401"):
+            await anonymous.instances()
         assert (await keyed.submit(IO_BATCH)).expected == 3
-        assert (await keyed.instances()).queues
+        assert isinstance(await keyed.instances(), Instances)
 
 
 async def test_unavailable_carries_retry_after(
