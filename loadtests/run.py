@@ -17,13 +17,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
-import httpx
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from coordctl.client import GatewayClient, GatewayError
 from loadtests.names import BATCH_REQUEST_TYPE, DONE_PREFIX
 from loadtests.options import default_host
 from loadtests.profile import DEFAULT_MIX, ProfileError, parse_mix
@@ -69,14 +69,16 @@ def resolve_host(host: str | None) -> str:
 def require_cluster(host: str) -> None:
     """Fail with one line unless the gateway at ``host`` answers ``/readyz`` with 200."""
     try:
-        answer = httpx.get(f"{host}/readyz", timeout=3.0)
-    except httpx.HTTPError as exc:
+        with GatewayClient(host, timeout_s=3.0) as client:
+            readiness = client.readiness()
+    except GatewayError as exc:
+        cause = "" if exc.status_code is None else f" ({exc})"
         fail(
-            f"no cluster answers at {host} ({type(exc).__name__}): start one with `make up` "
+            f"no cluster answers at {host}{cause}: start one with `make up` "
             "or point LOAD_HOST at it"
         )
-    if answer.status_code != 200:
-        fail(f"the cluster at {host} is not ready (HTTP {answer.status_code}): {answer.text[:200]}")
+    if not readiness.ready:
+        fail(f"the cluster at {host} is not ready: {readiness.checks}")
 
 
 def check_options(mix: str, run_time: str | None = None) -> None:

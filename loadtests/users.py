@@ -13,9 +13,11 @@ import time
 from typing import Any, ClassVar
 
 from locust import FastHttpUser, task
+from pydantic import ValidationError
 
 from loadtests.names import BATCH_REQUEST_TYPE, WAIT_NAME, done_name, submit_name
 from loadtests.profile import LoadProfile
+from shared.api import BatchAccepted, BatchState, BatchStatus, Paths
 from shared.jobs import JobKind
 
 
@@ -53,7 +55,7 @@ class ClusterUser(FastHttpUser):
         """``POST /batches``; the batch id on a 202, ``None`` after recording a failure."""
         body = self.profile.batch_body(kind, self.rng)
         with self.client.post(
-            "/batches",
+            Paths.BATCHES,
             json=body,
             headers=self.profile.headers(),
             name=submit_name(kind),
@@ -63,11 +65,10 @@ class ClusterUser(FastHttpUser):
                 response.failure(describe(response))
                 return None
             try:
-                batch_id: str = response.json()["batch_id"]
-            except (ValueError, KeyError, TypeError):
+                return BatchAccepted.model_validate_json(response.content).batch_id
+            except ValidationError:
                 response.failure("202 without a batch_id")
                 return None
-            return batch_id
 
 
 class Submitter(ClusterUser):
@@ -121,23 +122,24 @@ class BatchWaiter(ClusterUser):
         while (remaining := deadline - time.perf_counter()) > 0:
             wait_s = round(min(self.profile.wait_s, max(remaining, 0.1)), 3)
             with self.client.get(
-                f"/batches/{batch_id}?wait={wait_s}", name=WAIT_NAME, catch_response=True
+                f"{Paths.of(Paths.BATCH, batch_id)}?wait={wait_s}",
+                name=WAIT_NAME,
+                catch_response=True,
             ) as response:
                 if response.status_code != 200:
                     response.failure(describe(response))
                     raise PollFailed
                 try:
-                    status = response.json()
-                    state = status["status"]
-                except (ValueError, KeyError, TypeError):
-                    response.failure("status answer without a status field")
+                    status = BatchStatus.model_validate_json(response.content)
+                except ValidationError:
+                    response.failure("status answer is not a batch status")
                     raise PollFailed from None
-            if state == "running":
+            if status.status == BatchState.RUNNING:
                 continue
-            if state != "done":
-                return BatchNotDone(f"batch ended {state}")
-            if status.get("failed"):
-                return BatchNotDone(f"{status['failed']} of {status['expected']} jobs failed")
+            if status.status != BatchState.DONE:
+                return BatchNotDone(f"batch ended {status.status}")
+            if status.failed:
+                return BatchNotDone(f"{status.failed} of {status.expected} jobs failed")
             return None
         return BatchNotDone(f"not done within {self.profile.batch_timeout_s:g} s")
 

@@ -25,6 +25,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from shared import codec
+from shared.api import Paths
 from shared.settings import Settings, load_settings
 
 
@@ -39,7 +40,7 @@ class ProbeFailed(Exception):
 
 
 def probe_gateway(settings: Settings, *, live: bool, timeout_s: float) -> str:
-    path = "/healthz" if live else "/readyz"
+    path = Paths.HEALTH if live else Paths.READINESS
     url = f"http://127.0.0.1:{settings.gateway_port}{path}"
     try:
         answer = httpx.get(url, timeout=timeout_s)

@@ -3,72 +3,80 @@
 A batch is one hash (counters, status and a fixed-size latency histogram) and one set of
 folded job ids (the exactly-once guard). Both expire ``batch_ttl_s`` after the batch's last
 activity (creation, a folded result, done), so a batch that runs for days keeps its state
-and an abandoned one leaves nothing behind. This module is the only place that reads or
-writes their fields outside the aggregator's fold script.
+and an abandoned one leaves nothing behind. Every field name and state is written here
+once: this module reads and writes the hash, and the aggregator's fold script, which
+writes it too, receives the names it needs (:data:`FOLD_NAMES`) rather than spelling them.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
-from typing import cast
+from typing import TypeVar, cast
 
-from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 
+from shared.api import (
+    BatchLatencies,
+    BatchState,
+    BatchStatus,
+    LatencyBucket,
+    LatencySummary,
+    ResultSummary,
+)
 from shared.histogram import LATENCY_BUCKETS
 from shared.jobs import JobKind, JobParams
 from shared.names import Names
 
+T = TypeVar("T")
+
+
+class BatchField(StrEnum):
+    """The batch hash's fields; ``status`` holds a :class:`shared.api.BatchState`."""
+
+    KIND = "kind"
+    EXPECTED = "expected"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SUM = "sum"
+    MIN = "min"
+    MAX = "max"
+    STATUS = "status"
+    CREATED_AT = "created_at"
+    FINISHED_AT = "finished_at"
+    CONFIRMED = "confirmed"
+    """Jobs the broker confirmed before publishing failed (aborted batches only)."""
+    N = "n"
+    IO_MS = "io_ms"
+    LATENCY_MAX = "latency_max"
+    """The batch's largest latency in ms, kept exactly."""
+
+
 WORKER_FIELD = "worker:"
-"""Prefix of the batch-hash fields counting each worker's jobs (the fold script writes them)."""
+"""Prefix of the batch-hash fields counting each worker's jobs."""
 
 LATENCY_FIELD = "lat:"
 """Prefix of the batch-hash fields counting the jobs in each latency bucket
-(:data:`shared.histogram.LATENCY_BUCKETS`); the fold script writes them."""
+(:data:`shared.histogram.LATENCY_BUCKETS`)."""
 
-LATENCY_MAX_FIELD = "latency_max"
-"""The batch's largest latency in ms, kept exactly (the fold script writes it)."""
-
-
-class BatchState(StrEnum):
-    RUNNING = "running"
-    DONE = "done"
-    ABORTED = "aborted"
-
-
-class ResultSummary(BaseModel):
-    sum: int
-    min: int | None
-    max: int | None
-
-
-class LatencySummary(BaseModel):
-    p50: float | None
-    p95: float | None
-    p99: float | None
-    max: float | None
-
-
-class BatchStatus(BaseModel):
-    batch_id: str
-    kind: JobKind
-    status: BatchState
-    expected: int
-    completed: int
-    failed: int
-    params: JobParams
-    result: ResultSummary
-    latency_ms: LatencySummary
-    workers: dict[str, int] = Field(
-        default_factory=dict, description="Jobs of this batch each worker instance handled."
-    )
-    created_at: float
-    finished_at: float | None
-    duration_s: float | None
-    throughput_jobs_s: float | None
+FOLD_NAMES: dict[str, str] = {
+    "completed_field": BatchField.COMPLETED,
+    "failed_field": BatchField.FAILED,
+    "sum_field": BatchField.SUM,
+    "min_field": BatchField.MIN,
+    "max_field": BatchField.MAX,
+    "expected_field": BatchField.EXPECTED,
+    "status_field": BatchField.STATUS,
+    "finished_at_field": BatchField.FINISHED_AT,
+    "latency_max_field": BatchField.LATENCY_MAX,
+    "worker_prefix": WORKER_FIELD,
+    "latency_prefix": LATENCY_FIELD,
+    "running_state": BatchState.RUNNING,
+    "done_state": BatchState.DONE,
+}
+"""What the fold script writes and compares, by the name of the Lua local that holds it."""
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:
@@ -95,15 +103,15 @@ async def create_batch(
         pipe.hset(
             names.batch(batch_id),
             mapping={
-                "kind": kind.value,
-                "expected": expected,
-                "completed": 0,
-                "failed": 0,
-                "sum": 0,
-                "status": BatchState.RUNNING.value,
-                "created_at": created_at,
-                "n": params.n,
-                "io_ms": params.io_ms,
+                BatchField.KIND: kind.value,
+                BatchField.EXPECTED: expected,
+                BatchField.COMPLETED: 0,
+                BatchField.FAILED: 0,
+                BatchField.SUM: 0,
+                BatchField.STATUS: BatchState.RUNNING.value,
+                BatchField.CREATED_AT: created_at,
+                BatchField.N: params.n,
+                BatchField.IO_MS: params.io_ms,
             },
         )
         pipe.expire(names.batch(batch_id), ttl_s)
@@ -118,32 +126,7 @@ async def abort_batch(redis: Redis, names: Names, batch_id: str, *, confirmed: i
     """Mark a batch whose publishing failed; only ``confirmed`` of its jobs will ever land."""
     await redis.hset(
         names.batch(batch_id),
-        mapping={"status": BatchState.ABORTED.value, "confirmed": confirmed},
-    )
-
-
-class LatencyBucket(BaseModel):
-    index: int
-    le_ms: float | None = Field(description="Largest latency the bucket holds (None: unbounded).")
-    count: int
-
-
-class BatchLatencies(BaseModel):
-    """The latency distribution of a batch's folded jobs: a fixed number of buckets,
-    whatever the batch's size, so the answer stays small."""
-
-    batch_id: str
-    count: int = Field(description="Jobs folded so far.")
-    bucket_floor_ms: float = LATENCY_BUCKETS.floor
-    bucket_ratio: float = LATENCY_BUCKETS.ratio
-    relative_error: float = Field(
-        default=round(LATENCY_BUCKETS.relative_error, 4),
-        description="Largest relative distance between a bucket's middle and its values.",
-    )
-    summary: LatencySummary
-    buckets: list[LatencyBucket] = Field(
-        description="Non-empty buckets in increasing order; bucket i holds latencies in "
-        "(floor * ratio**(i-1), floor * ratio**i] ms. Add them bucket by bucket to merge batches."
+        mapping={BatchField.STATUS: BatchState.ABORTED.value, BatchField.CONFIRMED: confirmed},
     )
 
 
@@ -170,7 +153,7 @@ def summarize_latency_histogram(
 
 
 def summarize_histogram(fields: dict[str, str]) -> LatencySummary:
-    exact_max = float(fields[LATENCY_MAX_FIELD]) if LATENCY_MAX_FIELD in fields else None
+    exact_max = _optional(fields, BatchField.LATENCY_MAX, float)
     return summarize_latency_histogram(latency_histogram(fields), exact_max)
 
 
@@ -198,23 +181,25 @@ async def read_batch(redis: Redis, names: Names, batch_id: str) -> BatchStatus |
     fields = await read_hash(redis, names.batch(batch_id))
     if not fields:
         return None
-    completed = int(fields.get("completed", 0))
-    failed = int(fields.get("failed", 0))
-    created_at = float(fields["created_at"])
-    finished_at = float(fields["finished_at"]) if "finished_at" in fields else None
+    completed = int(fields.get(BatchField.COMPLETED, 0))
+    failed = int(fields.get(BatchField.FAILED, 0))
+    created_at = float(fields[BatchField.CREATED_AT])
+    finished_at = _optional(fields, BatchField.FINISHED_AT, float)
     duration = finished_at - created_at if finished_at is not None else None
     return BatchStatus(
         batch_id=batch_id,
-        kind=JobKind(fields["kind"]),
-        status=BatchState(fields["status"]),
-        expected=int(fields["expected"]),
+        kind=JobKind(fields[BatchField.KIND]),
+        status=BatchState(fields[BatchField.STATUS]),
+        expected=int(fields[BatchField.EXPECTED]),
         completed=completed,
         failed=failed,
-        params=JobParams(n=int(fields.get("n", 2)), io_ms=int(fields.get("io_ms", 0))),
+        params=JobParams(
+            n=int(fields.get(BatchField.N, 2)), io_ms=int(fields.get(BatchField.IO_MS, 0))
+        ),
         result=ResultSummary(
-            sum=int(fields.get("sum", 0)),
-            min=int(fields["min"]) if "min" in fields else None,
-            max=int(fields["max"]) if "max" in fields else None,
+            sum=int(fields.get(BatchField.SUM, 0)),
+            min=_optional(fields, BatchField.MIN, int),
+            max=_optional(fields, BatchField.MAX, int),
         ),
         latency_ms=summarize_histogram(fields),
         workers={
@@ -229,6 +214,11 @@ async def read_batch(redis: Redis, names: Names, batch_id: str) -> BatchStatus |
             round((completed + failed) / duration, 2) if duration and duration > 0 else None
         ),
     )
+
+
+def _optional(fields: Mapping[str, str], field: BatchField, parse: Callable[[str], T]) -> T | None:
+    value = fields.get(field)
+    return None if value is None else parse(value)
 
 
 def _finite(value: float) -> float | None:
@@ -249,6 +239,6 @@ async def count_running_batches(redis: Redis, names: Names, *, recent: int = REC
         return 0
     async with redis.pipeline(transaction=False) as pipe:
         for batch_id in batch_ids:
-            pipe.hget(names.batch(str(batch_id)), "status")
+            pipe.hget(names.batch(str(batch_id)), BatchField.STATUS)
         statuses = await pipe.execute()
     return sum(1 for status in statuses if status == BatchState.RUNNING.value)

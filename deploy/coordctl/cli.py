@@ -14,18 +14,17 @@ from collections.abc import Coroutine
 from importlib.metadata import entry_points
 from typing import Annotated, Any, NoReturn, TypeVar
 
-import httpx
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from coordctl import compose
+from coordctl.client import GatewayClient, GatewayError, api_key_of
 from coordctl.engine import Engine, detect_engine, engine_env, prepare_engine
 from coordctl.local import (
     ClusterError,
     ClusterState,
-    api_key_header,
     cluster_status,
     start_local_cluster,
     stop_local_cluster,
@@ -41,7 +40,7 @@ from coordctl.logview import (
 from coordctl.podman.service import PodmanError
 from coordctl.runtimes.runtime import RuntimeName, RuntimeUnavailable, resolve_runtime
 from coordctl.servers import ServerUnavailable
-from shared.jobs import JobKind
+from shared.jobs import BatchRequest, JobKind, JobParams
 from shared.settings import Settings, WorkerMode, load_settings
 
 app = typer.Typer(
@@ -184,13 +183,15 @@ def status(
 ) -> None:
     """Every service instance with its name and pid, and the depth of each queue."""
     settings = settings_or_fail()
-    report = cluster_status(settings.run_dir, api_key_header(settings))
+    report = cluster_status(settings.run_dir, api_key_of(settings))
     if report is None:
         project = container_engine(settings, engine)
         if project is None:
             fail("no local cluster is running (start one with `make up`)")
         try:
-            report = compose.container_status(project, f"http://127.0.0.1:{settings.gateway_port}")
+            report = compose.container_status(
+                project, f"http://127.0.0.1:{settings.gateway_port}", api_key_of(settings)
+            )
         except compose.ComposeError as exc:
             fail(str(exc))
         if not report["members"]:
@@ -254,55 +255,22 @@ def submit(
 ) -> None:
     """Submit a batch through the gateway and print its result."""
     settings = settings_or_fail()
-    base = url or f"http://{settings.gateway_host}:{settings.gateway_port}"
-    headers = api_key_header(settings)
-    body = {"kind": kind.value, "count": count, "params": {"n": n, "io_ms": io_ms}}
     try:
-        with httpx.Client(base_url=base, timeout=wait + 30, headers=headers) as client:
-            accepted = client.post("/batches", json=body)
-            if accepted.status_code != 202:
-                fail(f"gateway answered {accepted.status_code}: {_detail(accepted)}")
-            batch = _json_object(accepted)
-            if not isinstance(batch.get("batch_id"), str):
-                fail(f"gateway answered 202 without a batch id: {accepted.text[:200]}")
-            console.print(f"batch [bold]{batch['batch_id']}[/] accepted: {count} {kind} jobs")
+        request = BatchRequest(kind=kind, count=count, params=JobParams(n=n, io_ms=io_ms))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        option = f"--{str(first['loc'][-1]).replace('_', '-')}: " if first["loc"] else ""
+        fail(f"bad batch: {option}{first['msg']}")
+    try:
+        with GatewayClient.for_settings(settings, url=url, timeout_s=30) as client:
+            accepted = client.submit(request)
+            console.print(f"batch [bold]{accepted.batch_id}[/] accepted: {count} {kind} jobs")
             if wait <= 0:
                 return
-            deadline = time.monotonic() + wait
-            while True:
-                remaining = max(0.0, min(60.0, deadline - time.monotonic()))
-                answer = client.get(f"/batches/{batch['batch_id']}", params={"wait": remaining})
-                if answer.status_code != 200:
-                    fail(f"gateway answered {answer.status_code}: {_detail(answer)}")
-                result = _json_object(answer)
-                if result.get("status") != "running" or time.monotonic() >= deadline:
-                    break
-    except httpx.HTTPError as exc:
-        fail(f"no gateway answers at {base} ({exc.__class__.__name__}); is the cluster up?")
-    print(json.dumps(result, indent=2))
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200] or "(empty body)"
-    detail = body.get("detail", body) if isinstance(body, dict) else body
-    return json.dumps(detail)[:300]
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any]:
-    """The body as a JSON object, or a one-line failure naming what came instead."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        fail(
-            f"gateway answered {response.status_code} with a body that is not a JSON object: "
-            f"{response.text[:200]!r}"
-        )
-    return body
+            result = client.wait(accepted.batch_id, timeout_s=wait)
+    except GatewayError as exc:
+        fail(str(exc))
+    print(result.model_dump_json(indent=2))
 
 
 @app.command()

@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 import httpx
 
+from coordctl.client import GatewayClient, GatewayError, instances_or_none
 from shared.settings import WorkerMode
 
 COMPOSE_FILE = Path("docker-compose.yml")
@@ -126,22 +127,23 @@ def run_compose(project: Project, *args: str, env: dict[str, str] | None = None)
 
 
 def wait_ready(url: str, workers: int, timeout_s: float) -> None:
-    """Wait until /readyz answers and ``workers`` workers send heartbeats (what `--wait` does)."""
+    """Wait until the gateway is ready and ``workers`` workers send heartbeats (what `--wait`
+    does)."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                instances = httpx.get(f"{url}/instances", timeout=2).json()["instances"]
-                fresh = [
-                    i
-                    for i in instances
-                    if i.get("service") == "worker" and time.time() - i["last_seen"] < 5
-                ]
-                if len(fresh) >= workers:
-                    return
-        except (httpx.HTTPError, ValueError, KeyError):
-            pass
-        time.sleep(1)
+    with GatewayClient(url, timeout_s=2) as client:
+        while time.monotonic() < deadline:
+            try:
+                if client.readiness().ready:
+                    fresh = [
+                        i
+                        for i in client.instances().instances
+                        if i.get("service") == "worker" and time.time() - i["last_seen"] < 5
+                    ]
+                    if len(fresh) >= workers:
+                        return
+            except (GatewayError, KeyError):
+                pass
+            time.sleep(1)
     raise ComposeError(f"the cluster at {url} was not ready within {timeout_s:.0f}s")
 
 
@@ -253,7 +255,9 @@ def project_volumes(project: Project) -> list[str]:
     return [v["Name"] for v in answer.json().get("Volumes") or []]
 
 
-def container_status(project: Project, gateway_url: str) -> dict[str, Any]:
+def container_status(
+    project: Project, gateway_url: str, api_key: str | None = None
+) -> dict[str, Any]:
     """The same report as ``cluster_status`` for local processes, from the containers.
 
     Members are the project's containers; heartbeats come from Redis through the gateway,
@@ -287,12 +291,12 @@ def container_status(project: Project, gateway_url: str) -> dict[str, Any]:
         "instances": [],
         "queues": {},
     }
-    try:
-        data = httpx.get(f"{gateway_url}/instances", timeout=3).json()
-        report["instances"] = data["instances"]
-        report["queues"] = data["queues"]
-    except (httpx.HTTPError, ValueError, KeyError):
+    answer = instances_or_none(gateway_url, api_key=api_key)
+    if answer is None:
         report["gateway_reachable"] = False
+    else:
+        report["instances"] = answer.instances
+        report["queues"] = answer.queues
     for member in members:
         beat = next(
             (i for i in report["instances"] if i["instance"].startswith(member["instance_prefix"])),

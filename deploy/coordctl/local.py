@@ -18,9 +18,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import httpx
 from pydantic import SecretStr
 
+from coordctl.client import GatewayClient, GatewayError, api_key_of, instances_or_none
 from coordctl.servers import (
     ProcessIdentity,
     ServerProcess,
@@ -229,7 +229,7 @@ def start_local_cluster(
                 env={**env, **state.worker_env},
             )
         spawn("gateway", "gateway", metrics_port=settings.gateway_port)
-        wait_healthy(state, timeout_s=wait_s, headers=api_key_header(settings))
+        wait_healthy(state, timeout_s=wait_s, api_key=api_key_of(settings))
     except BaseException:
         stop_local_cluster(run_dir, timeout_s=5)
         raise
@@ -271,19 +271,12 @@ def restart_member(settings: Settings, name: str, *, python: str = sys.executabl
     )
 
 
-def api_key_header(settings: Settings) -> dict[str, str]:
-    """What the gateway's guarded endpoints (writes, /instances) need when a key is set."""
-    return {"X-API-Key": settings.api_key.get_secret_value()} if settings.api_key else {}
-
-
-def wait_healthy(
-    state: ClusterState, *, timeout_s: float, headers: dict[str, str] | None = None
-) -> None:
-    """Ready means: gateway /readyz answers 200 and every member sends heartbeats."""
+def wait_healthy(state: ClusterState, *, timeout_s: float, api_key: str | None = None) -> None:
+    """Ready means: the gateway is ready (/readyz) and every member sends heartbeats."""
     expected = {m.name for m in state.members}
     deadline = time.monotonic() + timeout_s
     seen: set[str] = set()
-    with httpx.Client(base_url=state.gateway_url, timeout=2.0, headers=headers) as client:
+    with GatewayClient(state.gateway_url, api_key=api_key, timeout_s=2.0) as client:
         while time.monotonic() < deadline:
             for member in state.members:
                 if not member.alive:
@@ -291,12 +284,12 @@ def wait_healthy(
                         f"{member.name} exited during start-up: {last_line(Path(member.log))}"
                     )
             try:
-                if client.get("/readyz").status_code == 200:
-                    instances = client.get("/instances").json()["instances"]
+                if client.readiness().ready:
+                    instances = client.instances().instances
                     seen = {i["instance"] for i in instances if time.time() - i["last_seen"] < 5}
                     if expected <= seen:
                         return
-            except httpx.HTTPError:
+            except GatewayError:
                 pass
             time.sleep(0.25)
     raise ClusterError(
@@ -327,7 +320,7 @@ def stop_local_cluster(run_dir: Path, *, timeout_s: float = 30.0) -> list[str]:
     return stopped
 
 
-def cluster_status(run_dir: Path, headers: dict[str, str] | None = None) -> dict[str, Any] | None:
+def cluster_status(run_dir: Path, api_key: str | None = None) -> dict[str, Any] | None:
     """Every member with its pid and liveness, the live heartbeats and the queue depths."""
     state = ClusterState.load(run_dir.resolve())
     if state is None:
@@ -341,14 +334,12 @@ def cluster_status(run_dir: Path, headers: dict[str, str] | None = None) -> dict
         "instances": [],
         "queues": {},
     }
-    try:
-        answer = httpx.get(f"{state.gateway_url}/instances", timeout=3, headers=headers)
-        answer.raise_for_status()
-        data = answer.json()
-        report["instances"] = data["instances"]
-        report["queues"] = data["queues"]
-    except (httpx.HTTPError, ValueError, KeyError):
+    answer = instances_or_none(state.gateway_url, api_key=api_key)
+    if answer is None:
         report["gateway_reachable"] = False
+    else:
+        report["instances"] = answer.instances
+        report["queues"] = answer.queues
     return report
 
 

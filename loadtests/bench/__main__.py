@@ -79,7 +79,7 @@ def bench(
         with scoped_cluster(settings, workers=2, mode=WorkerMode.PROCESSES) as state:
             run_fast(throughput(state, 500))
             results["latency_ms"] = run_fast(
-                latency_at_rate(state, settings, rate_jobs_s=half, seconds=latency_s, per_batch=10)
+                latency_at_rate(state, rate_jobs_s=half, seconds=latency_s, per_batch=10)
             )
             progress.update(step, description=f"memory with {backlog_jobs:,} jobs waiting")
             memory = run_fast(memory_under_backlog(state, backlog_jobs, io_ms=100))

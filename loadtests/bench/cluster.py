@@ -7,16 +7,14 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-import httpx
 import psutil
 
+from coordctl.client import AsyncGatewayClient
 from coordctl.local import ClusterState
-from shared.batches import latency_histogram
+from shared.api import BatchStatus
 from shared.histogram import LATENCY_BUCKETS
-from shared.redis_client import connect_redis
-from shared.settings import Settings
+from shared.jobs import BatchRequest, JobKind, JobParams
 
 
 @dataclass
@@ -37,49 +35,41 @@ class MemoryProfile:
         }
 
 
-async def submit(
-    client: httpx.AsyncClient, count: int, io_ms: int = 0, *, kind: str = "io", n: int = 2
-) -> str:
-    body = {"kind": kind, "count": count, "params": {"io_ms": io_ms, "n": n}}
-    answer = await client.post("/batches", json=body)
-    answer.raise_for_status()
-    batch_id: str = answer.json()["batch_id"]
-    return batch_id
+WAIT_S = 600.0
 
 
-async def wait_done(client: httpx.AsyncClient, batch_id: str, timeout_s: float = 600) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        wait = max(0.0, min(60.0, deadline - time.monotonic()))
-        answer = await client.get(f"/batches/{batch_id}", params={"wait": wait})
-        answer.raise_for_status()
-        status = answer.json()
-        if status["status"] != "running":
-            return status
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"batch {batch_id} still running after {timeout_s:.0f}s")
+def batch(count: int, io_ms: int = 0, *, kind: str = "io", n: int = 2) -> BatchRequest:
+    """A batch of ``count`` jobs; by default trivial I/O jobs that measure the pipeline."""
+    return BatchRequest(kind=JobKind(kind), count=count, params=JobParams(n=n, io_ms=io_ms))
 
 
-def client_for(state: ClusterState) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    return httpx.AsyncClient(base_url=state.gateway_url, timeout=90, limits=limits)
+async def submit(client: AsyncGatewayClient, request: BatchRequest) -> str:
+    return (await client.submit(request)).batch_id
+
+
+async def wait_done(
+    client: AsyncGatewayClient, batch_id: str, timeout_s: float = WAIT_S
+) -> BatchStatus:
+    return await client.wait(batch_id, timeout_s=timeout_s, must_finish=True)
+
+
+def client_for(state: ClusterState) -> AsyncGatewayClient:
+    return AsyncGatewayClient(state.gateway_url, timeout_s=90, max_connections=200)
 
 
 async def throughput(state: ClusterState, jobs: int) -> float:
     """Jobs per second from the submit of one batch of ``jobs`` trivial jobs to its end."""
     async with client_for(state) as client:
         started = time.perf_counter()
-        batch_id = await submit(client, jobs)
-        status = await wait_done(client, batch_id)
+        status = await client.run(batch(jobs), timeout_s=WAIT_S)
         elapsed = time.perf_counter() - started
-    if status["completed"] != jobs:
-        raise RuntimeError(f"only {status['completed']} of {jobs} jobs completed")
+    if status.completed != jobs:
+        raise RuntimeError(f"only {status.completed} of {jobs} jobs completed")
     return jobs / elapsed
 
 
 async def latency_at_rate(
     state: ClusterState,
-    settings: Settings,
     *,
     rate_jobs_s: float,
     seconds: float,
@@ -101,23 +91,14 @@ async def latency_at_rate(
         tick = 0
         while (due := started + tick * interval) < started + seconds:
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            pending.append(asyncio.create_task(submit(client, per_batch)))
+            pending.append(asyncio.create_task(submit(client, batch(per_batch))))
             tick += 1
         batch_ids = list(await asyncio.gather(*pending))
         for batch_id in batch_ids:
             await wait_done(client, batch_id)
-    batch_ids = batch_ids[skipped:]
-    redis = await connect_redis(settings, attempts=3)
-    try:
-        async with redis.pipeline(transaction=False) as pipe:
-            for batch_id in batch_ids:
-                pipe.hgetall(settings.names.batch(batch_id))
-            hashes = await pipe.execute()
-    finally:
-        await redis.aclose()
-    merged: Counter[int] = Counter()
-    for fields in hashes:
-        merged.update(latency_histogram(fields))
+        merged: Counter[int] = Counter()
+        for batch_id in batch_ids[skipped:]:
+            merged.update((await client.latencies(batch_id)).histogram())
     summary = LATENCY_BUCKETS.summarize(merged)
     return {
         "rate_jobs_s": round(rate_jobs_s, 1),
@@ -158,7 +139,7 @@ async def memory_under_backlog(
     profile = MemoryProfile(at_rest_mb=member_rss_mb(state))
     async with client_for(state) as client:
         started = time.perf_counter()
-        batch_id = await submit(client, jobs, io_ms=io_ms)
+        batch_id = await submit(client, batch(jobs, io_ms=io_ms))
         done = asyncio.create_task(wait_done(client, batch_id))
         while not done.done():
             sample = RssSample(round(time.perf_counter() - started, 2), member_rss_mb(state))
@@ -166,6 +147,6 @@ async def memory_under_backlog(
             on_sample(sample)
             await asyncio.wait({done}, timeout=every_s)
         status = done.result()
-    if status["completed"] != jobs:
-        raise RuntimeError(f"only {status['completed']} of {jobs} jobs completed")
+    if status.completed != jobs:
+        raise RuntimeError(f"only {status.completed} of {jobs} jobs completed")
     return profile

@@ -28,6 +28,7 @@ from coordctl.servers import free_port
 from loadtests.harness import machine, scoped_cluster
 from loadtests.reports import new_run_dir, point_latest
 from services.aggregator.fold import ResultFolder
+from shared.api import Paths
 from shared.batches import create_batch
 from shared.jobs import JobKind, JobParams, Result
 from shared.redis_client import connect_redis
@@ -122,8 +123,8 @@ def bench(settings: Settings, sizes: list[int], *, reads: int, rounds: int) -> d
                 batch_id = asyncio.run(build_batch(settings, jobs))
             figures: dict[str, Any] = {}
             for name, path in (
-                ("status", f"/batches/{batch_id}"),
-                ("latencies", f"/batches/{batch_id}/latencies"),
+                ("status", Paths.of(Paths.BATCH, batch_id)),
+                ("latencies", Paths.of(Paths.LATENCIES, batch_id)),
             ):
                 with console.status(f"{jobs:,} jobs: {name} reads"):
                     figures[name] = asyncio.run(

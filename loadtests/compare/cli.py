@@ -58,7 +58,7 @@ from loadtests.compare.scenarios import (
 from loadtests.compare.verdicts import claims, targets
 from loadtests.harness import cpu_model
 from loadtests.reports import point_latest
-from shared.batches import LatencySummary
+from shared.api import LatencySummary
 from shared.looplag import LagSummary
 from shared.settings import Settings
 

@@ -16,15 +16,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import psutil
 
+from coordctl.client import AsyncGatewayClient, GatewayError
 from loadtests.compare.calibrate import Calibration, ideal_jobs_s, mixed_rates
 from loadtests.compare.clusters import RunningCluster
 from loadtests.compare.cpustat import ZERO, Throttling, read_throttling
 from loadtests.compare.results import ScenarioResult, cdf_points
 from loadtests.compare.scenarios import Plan, Scenario, Workload
+from shared.api import BatchStatus
 from shared.batches import summarize_latency_histogram
+from shared.jobs import BatchRequest, JobKind, JobParams
 from shared.looplag import LagSummary, histogram_delta, summarize_histogram
 
 Progress = Callable[[str], None]
@@ -38,60 +40,33 @@ class ScenarioFailed(RuntimeError):
 class BatchOutcome:
     batch_id: str
     kind: str
-    status: dict[str, Any]
+    status: BatchStatus
     latency_histogram: Counter[int]
     """The batch's latency histogram (bucket index -> jobs), which adds across batches."""
 
 
-class GatewayClient:
-    """The four calls the comparison makes, with one-line errors."""
+class Gateway:
+    """What the comparison asks the gateway, through the one client."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: AsyncGatewayClient) -> None:
         self.client = client
 
     async def submit(self, kind: str, count: int, *, n: int, io_ms: int) -> str:
-        body = {"kind": kind, "count": count, "params": {"n": n, "io_ms": io_ms}}
-        answer = await self.client.post("/batches", json=body)
-        if answer.status_code != 202:
-            raise ScenarioFailed(f"gateway refused a batch: {answer.status_code} {answer.text}")
-        batch_id: str = answer.json()["batch_id"]
-        return batch_id
+        request = BatchRequest(kind=JobKind(kind), count=count, params=JobParams(n=n, io_ms=io_ms))
+        return (await self.client.submit(request)).batch_id
 
-    async def wait_done(self, batch_id: str, timeout_s: float) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            wait_s = max(0.0, min(30.0, deadline - time.monotonic()))
-            answer = await self.client.get(
-                f"/batches/{batch_id}", params={"wait": wait_s}, timeout=wait_s + 10
-            )
-            answer.raise_for_status()
-            status: dict[str, Any] = answer.json()
-            if status["status"] != "running":
-                return status
-            if time.monotonic() >= deadline:
-                raise ScenarioFailed(
-                    f"batch {batch_id} not done after {timeout_s:.0f}s "
-                    f"({status['completed']}/{status['expected']} jobs)"
-                )
-
-    async def latencies(self, batch_id: str) -> Counter[int]:
-        """The batch's latency histogram, from the bounded ``/latencies`` answer."""
-        answer = await self.client.get(f"/batches/{batch_id}/latencies")
-        answer.raise_for_status()
-        return Counter(
-            {int(bucket["index"]): int(bucket["count"]) for bucket in answer.json()["buckets"]}
-        )
+    async def wait_done(self, batch_id: str, timeout_s: float) -> BatchStatus:
+        return await self.client.wait(batch_id, timeout_s=timeout_s, must_finish=True)
 
     async def outcome(self, batch_id: str, kind: str, timeout_s: float) -> BatchOutcome:
         status = await self.wait_done(batch_id, timeout_s)
-        return BatchOutcome(batch_id, kind, status, await self.latencies(batch_id))
+        latencies = await self.client.latencies(batch_id)
+        return BatchOutcome(batch_id, kind, status, Counter(latencies.histogram()))
 
     async def worker_heartbeats(self) -> dict[str, dict[str, Any]]:
-        answer = await self.client.get("/instances")
-        answer.raise_for_status()
         return {
             beat["instance"]: beat
-            for beat in answer.json()["instances"]
+            for beat in (await self.client.instances()).instances
             if beat.get("service") == "worker"
         }
 
@@ -177,7 +152,7 @@ class ScenarioRun:
         plan: Plan,
         calibration: Calibration,
         cluster: RunningCluster,
-        gateway: GatewayClient,
+        gateway: Gateway,
         progress: Progress,
     ) -> None:
         self.scenario = scenario
@@ -236,7 +211,7 @@ class ScenarioRun:
         warm_id = await self.gateway.submit(kind, warm_up_jobs, n=n, io_ms=io_ms)
         warm = await self.gateway.wait_done(warm_id, self.timeout_s(warm_up_jobs, rate_guess))
         if self.ideal is None:
-            rate_guess = float(warm["throughput_jobs_s"] or 100.0)
+            rate_guess = warm.throughput_jobs_s or 100.0
         jobs = max(50, round(rate_guess * self.plan.measure_s))
         if self.scenario.workload == Workload.IO:
             jobs = self.plan.io_jobs(self.scenario.workers)
@@ -248,11 +223,11 @@ class ScenarioRun:
         wall_s, cpu, closed = await self.close_window(opened)
 
         status = outcome.status
-        throughput = float(status["throughput_jobs_s"] or 0.0)
+        throughput = status.throughput_jobs_s or 0.0
         return self.result(
             jobs=jobs,
-            failed=int(status["failed"]),
-            duration_s=float(status["duration_s"] or wall_s),
+            failed=status.failed,
+            duration_s=status.duration_s or wall_s,
             throughput=throughput,
             latencies=outcome.latency_histogram,
             opened=opened,
@@ -310,8 +285,8 @@ class ScenarioRun:
         outcomes = await self.collect(tasks, jobs)
         wall_s, cpu, closed = await self.close_window(opened)
 
-        first = min(float(o.status["created_at"]) for o in outcomes)
-        last = max(float(o.status["finished_at"] or 0) for o in outcomes)
+        first = min(o.status.created_at for o in outcomes)
+        last = max(o.status.finished_at or 0.0 for o in outcomes)
         duration_s = max(last - first, 1e-6)
         io_latencies: Counter[int] = sum(
             (o.latency_histogram for o in outcomes if o.kind == "io"), Counter()
@@ -321,7 +296,7 @@ class ScenarioRun:
         )
         result = self.result(
             jobs=jobs,
-            failed=sum(int(o.status["failed"]) for o in outcomes),
+            failed=sum(o.status.failed for o in outcomes),
             duration_s=duration_s,
             throughput=jobs / duration_s,
             latencies=io_latencies + cpu_latencies,
@@ -406,10 +381,9 @@ async def drive(
     progress: Progress,
 ) -> ScenarioResult:
     """Warm up, measure and summarise one scenario on its freshly started cluster."""
-    limits = httpx.Limits(max_connections=64)
-    async with httpx.AsyncClient(base_url=cluster.gateway_url, timeout=30, limits=limits) as client:
-        run = ScenarioRun(scenario, plan, calibration, cluster, GatewayClient(client), progress)
+    async with AsyncGatewayClient(cluster.gateway_url, max_connections=64) as client:
+        run = ScenarioRun(scenario, plan, calibration, cluster, Gateway(client), progress)
         try:
             return await run.run()
-        except httpx.HTTPError as exc:
-            raise ScenarioFailed(f"gateway at {cluster.gateway_url}: {exc!r}") from exc
+        except GatewayError as exc:
+            raise ScenarioFailed(f"gateway at {cluster.gateway_url}: {exc}") from exc

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from loadtests.compare.calibrate import Calibration
 from loadtests.compare.cpustat import Throttling
-from shared.batches import LatencySummary
+from shared.api import LatencySummary
 from shared.histogram import LATENCY_BUCKETS
 from shared.looplag import LagSummary
 

@@ -17,8 +17,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import httpx
-
+from coordctl.client import instances_or_none
 from coordctl.local import ClusterError
 from coordctl.runtimes.runtime import (
     BUILD_HINT,
@@ -186,10 +185,10 @@ def calibration_for(
 
 def workers_identity(gateway_url: str) -> tuple[str | None, bool | None]:
     """The Python version and GIL state the workers' heartbeats report (None: unknown)."""
-    try:
-        beats = httpx.get(f"{gateway_url}/instances", timeout=5).json()["instances"]
-    except (httpx.HTTPError, ValueError, KeyError):
+    answer = instances_or_none(gateway_url, timeout_s=5)
+    if answer is None:
         return None, None
+    beats = answer.instances
     workers = [b for b in beats if b.get("service") == "worker"]
     if not workers:
         return None, None

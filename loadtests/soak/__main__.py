@@ -18,12 +18,12 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from coordctl.client import GatewayError
 from coordctl.local import ClusterError
 from coordctl.servers import ServerUnavailable, free_port
 from loadtests.harness import machine, scoped_cluster
@@ -212,7 +212,7 @@ def main(
     )
     try:
         results = run_soak(settings, plan, workers=workers, tolerance=tolerance, out=out)
-    except (ClusterError, ServerUnavailable, OSError, RuntimeError, httpx.HTTPError) as exc:
+    except (ClusterError, ServerUnavailable, OSError, RuntimeError, GatewayError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(1) from None
     show(results, out)

@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from redis.asyncio import Redis
 
+from coordctl.client import AsyncGatewayClient, GatewayError
 from coordctl.local import ClusterState
-from loadtests.bench.cluster import client_for, member_rss_mb, submit, wait_done
+from loadtests.bench.cluster import batch, client_for, member_rss_mb, submit, wait_done
 from loadtests.soak.series import Sample
 from shared.names import Names
 
@@ -62,15 +62,15 @@ class Tally:
     last_batch: str | None = None
 
 
-async def measure_capacity(client: httpx.AsyncClient, per_kind: int) -> tuple[float, int]:
+async def measure_capacity(client: AsyncGatewayClient, per_kind: int) -> tuple[float, int]:
     """Jobs per second for the mix, from one batch of each kind submitted at once."""
     started = time.perf_counter()
     ids = await asyncio.gather(
-        *(submit(client, per_kind, kind=kind, **params) for kind, params in MIX.items())
+        *(submit(client, batch(per_kind, kind=kind, **params)) for kind, params in MIX.items())
     )
     statuses = await asyncio.gather(*(wait_done(client, batch_id) for batch_id in ids))
     elapsed = time.perf_counter() - started
-    jobs = sum(int(s["completed"]) + int(s["failed"]) for s in statuses)
+    jobs = sum(s.completed + s.failed for s in statuses)
     if jobs != per_kind * len(MIX):
         raise RuntimeError(f"calibration: {jobs} of {per_kind * len(MIX)} jobs aggregated")
     return jobs / elapsed, jobs
@@ -87,10 +87,10 @@ class Soak:
         self.samples: list[Sample] = []
         self.followers: set[asyncio.Task[None]] = set()
 
-    async def follow(self, client: httpx.AsyncClient, kind: str, count: int) -> None:
+    async def follow(self, client: AsyncGatewayClient, kind: str, count: int) -> None:
         try:
-            batch_id = await submit(client, count, kind=kind, **MIX[kind])
-        except httpx.HTTPStatusError:
+            batch_id = await submit(client, batch(count, kind=kind, **MIX[kind]))
+        except GatewayError:
             self.tally.refused_batches += 1
             return
         self.tally.submitted_jobs += count
@@ -98,14 +98,14 @@ class Soak:
         self.tally.last_batch = batch_id
         try:
             status = await wait_done(client, batch_id, timeout_s=120)
-        except (TimeoutError, httpx.HTTPStatusError):
+        except GatewayError:
             self.tally.unfinished.append(batch_id)
             return
-        self.tally.aggregated_jobs += int(status["completed"]) + int(status["failed"])
-        self.tally.failed_jobs += int(status["failed"])
+        self.tally.aggregated_jobs += status.completed + status.failed
+        self.tally.failed_jobs += status.failed
         self.tally.done_batches += 1
 
-    async def offer(self, client: httpx.AsyncClient, rate_jobs_s: float) -> None:
+    async def offer(self, client: AsyncGatewayClient, rate_jobs_s: float) -> None:
         """Submit the mix at ``rate_jobs_s`` for the plan's duration, on an absolute schedule
         so slow answers do not lower the offered rate."""
         tick = self.plan.tick_s
@@ -122,7 +122,7 @@ class Soak:
                     task.add_done_callback(self.followers.discard)
             await asyncio.sleep(max(0.0, started + (index + 1) * tick - time.monotonic()))
 
-    async def sample(self, client: httpx.AsyncClient, at_s: float) -> Sample:
+    async def sample(self, client: AsyncGatewayClient, at_s: float) -> Sample:
         values: dict[str, float] = {}
         memory = await self.redis.info("memory")
         values["redis_used_memory_mb"] = round(int(memory["used_memory"]) / 2**20, 3)
@@ -130,7 +130,7 @@ class Soak:
         async for key in self.redis.scan_iter(match=f"{self.prefix}*", count=1000):
             keys["io_touch_keys" if key.startswith(self.io_prefix) else "batch_keys"] += 1
         values.update(keys)
-        queues = (await client.get("/instances")).json()["queues"]
+        queues = (await client.instances()).queues
         for name, depth in queues.items():
             values[f"queue:{name.rsplit('.', 1)[-1]}"] = float(depth)
         for name, mb in member_rss_mb(self.state, gateway=True).items():
@@ -139,13 +139,13 @@ class Soak:
             timings = []
             for _ in range(STATUS_READS):
                 started = time.perf_counter()
-                (await client.get(f"/batches/{self.tally.last_batch}")).raise_for_status()
+                await client.status(self.tally.last_batch)
                 timings.append((time.perf_counter() - started) * 1000)
             values["status_read_ms"] = round(statistics.median(timings), 3)
         return Sample(at_s=round(at_s, 2), values=values)
 
     async def sampler(
-        self, client: httpx.AsyncClient, started: float, observe: Observe, stop: asyncio.Event
+        self, client: AsyncGatewayClient, started: float, observe: Observe, stop: asyncio.Event
     ) -> None:
         """Sample until ``stop`` is set: an event rather than a cancellation, which a Redis
         call in progress may absorb (the loop would then sample for ever)."""
@@ -182,18 +182,18 @@ class Soak:
             "aggregator_folded": folded,
         }
 
-    async def aggregator_folded(self, client: httpx.AsyncClient, calibration_jobs: int) -> int:
+    async def aggregator_folded(self, client: AsyncGatewayClient, calibration_jobs: int) -> int:
         """The aggregator's own count of jobs folded (its heartbeat), once it has caught up
         with every job submitted (or after a few seconds, whatever it says then)."""
         expected = self.tally.submitted_jobs + calibration_jobs
         deadline = time.monotonic() + 10
         folded = -1
         while time.monotonic() < deadline:
-            beats = (await client.get("/instances")).json()["instances"]
+            beats = (await client.instances()).instances
             folded = sum(int(b.get("folded", 0)) for b in beats if b.get("service") == "aggregator")
             if folded >= expected:
                 await asyncio.sleep(2)
-                beats = (await client.get("/instances")).json()["instances"]
+                beats = (await client.instances()).instances
                 return sum(
                     int(b.get("folded", 0)) for b in beats if b.get("service") == "aggregator"
                 )

@@ -8,7 +8,8 @@ the redelivered slice would then be all duplicates. A result it refuses is writt
 nowhere and reported back, to be dead-lettered. Each batch touched gets its TTL renewed, so
 state expires ``ttl`` after a batch's last activity, never mid-run. A batch whose last job
 lands is marked done and announced on the pub/sub channel inside the same script, so no
-waiter misses it.
+waiter misses it. The script spells no field name or state of the batch hash: it receives
+them from :data:`shared.batches.FOLD_NAMES` as arguments.
 """
 
 from __future__ import annotations
@@ -19,21 +20,18 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
-from shared.batches import LATENCY_FIELD, LATENCY_MAX_FIELD, WORKER_FIELD
+from shared.batches import FOLD_NAMES
 from shared.histogram import LATENCY_BUCKETS
 from shared.jobs import MAX_RESULT_VALUE, Result
 from shared.names import Names
 
 ARGS_PER_RESULT = 7
 
-FOLD_SCRIPT = """
-local ttl = tonumber(ARGV[1])
-local channel = ARGV[2]
-local now = ARGV[3]
-local max_value = tonumber(ARGV[4])
-local buckets = tonumber(ARGV[5])
-local worker_field, latency_field, latency_max_field = ARGV[6], ARGV[7], ARGV[8]
-local per_result = tonumber(ARGV[9])
+HEADER = ("ttl", "channel", "now", "max_value", "buckets", *FOLD_NAMES)
+"""The script's first arguments, each bound to the Lua local of the same name."""
+
+FOLD_BODY = """
+ttl, max_value, buckets = tonumber(ttl), tonumber(max_value), tonumber(buckets)
 local index_key = KEYS[1]
 local count = (#KEYS - 1) / 2
 
@@ -45,7 +43,7 @@ end
 
 local valid, invalid = {}, {}
 for i = 0, count - 1 do
-  local a = 10 + per_result * i
+  local a = first_result + per_result * i
   local ok, value, latency, bucket = ARGV[a+2], ARGV[a+3], ARGV[a+4], ARGV[a+5]
   local lat = tonumber(latency)
   if (ok == '1' or ok == '0') and integer_within(value, 0, max_value)
@@ -62,7 +60,7 @@ local touched, order = {}, {}
 for i = 0, count - 1 do
   if valid[i] then
     local batch_key, seen_key = KEYS[2*i+2], KEYS[2*i+3]
-    local a = 10 + per_result * i
+    local a = first_result + per_result * i
     local batch_id, job_id, ok, value = ARGV[a], ARGV[a+1], ARGV[a+2], ARGV[a+3]
     local latency, bucket, worker = ARGV[a+4], ARGV[a+5], ARGV[a+6]
     if redis.call('EXISTS', batch_key) == 0 then
@@ -72,18 +70,18 @@ for i = 0, count - 1 do
     else
       folded = folded + 1
       if ok == '1' then
-        redis.call('HINCRBY', batch_key, 'completed', 1)
-        redis.call('HINCRBY', batch_key, 'sum', value)
+        redis.call('HINCRBY', batch_key, completed_field, 1)
+        redis.call('HINCRBY', batch_key, sum_field, value)
         local v = tonumber(value)
-        local low = redis.call('HGET', batch_key, 'min')
-        if not low or v < tonumber(low) then redis.call('HSET', batch_key, 'min', value) end
-        local high = redis.call('HGET', batch_key, 'max')
-        if not high or v > tonumber(high) then redis.call('HSET', batch_key, 'max', value) end
+        local low = redis.call('HGET', batch_key, min_field)
+        if not low or v < tonumber(low) then redis.call('HSET', batch_key, min_field, value) end
+        local high = redis.call('HGET', batch_key, max_field)
+        if not high or v > tonumber(high) then redis.call('HSET', batch_key, max_field, value) end
       else
-        redis.call('HINCRBY', batch_key, 'failed', 1)
+        redis.call('HINCRBY', batch_key, failed_field, 1)
       end
-      redis.call('HINCRBY', batch_key, worker_field .. worker, 1)
-      redis.call('HINCRBY', batch_key, latency_field .. bucket, 1)
+      redis.call('HINCRBY', batch_key, worker_prefix .. worker, 1)
+      redis.call('HINCRBY', batch_key, latency_prefix .. bucket, 1)
       local slowest = redis.call('HGET', batch_key, latency_max_field)
       if not slowest or tonumber(latency) > tonumber(slowest) then
         redis.call('HSET', batch_key, latency_max_field, latency)
@@ -101,9 +99,10 @@ for _, batch_id in ipairs(order) do
   local keys = touched[batch_id]
   for _, key in ipairs(keys) do redis.call('EXPIRE', key, ttl) end
   redis.call('ZADD', index_key, now, batch_id)
-  local h = redis.call('HMGET', keys[1], 'expected', 'completed', 'failed', 'status')
-  if h[4] == 'running' and tonumber(h[2]) + tonumber(h[3]) >= tonumber(h[1]) then
-    redis.call('HSET', keys[1], 'status', 'done', 'finished_at', now)
+  local h = redis.call('HMGET', keys[1],
+    expected_field, completed_field, failed_field, status_field)
+  if h[4] == running_state and tonumber(h[2]) + tonumber(h[3]) >= tonumber(h[1]) then
+    redis.call('HSET', keys[1], status_field, done_state, finished_at_field, now)
     redis.call('PUBLISH', channel, batch_id)
     done[#done + 1] = batch_id
   end
@@ -111,6 +110,14 @@ end
 if #order > 0 then redis.call('EXPIRE', index_key, ttl) end
 return {folded, duplicates, orphans, done, invalid}
 """
+
+
+def fold_script() -> str:
+    """The script: one local per :data:`HEADER` argument, in the order :meth:`ResultFolder.fold`
+    sends them, then the fold itself, which names every field and state by those locals."""
+    arguments = [f"local {name} = ARGV[{i}]" for i, name in enumerate(HEADER, start=1)]
+    layout = [f"local first_result = {len(HEADER) + 1}", f"local per_result = {ARGS_PER_RESULT}"]
+    return "\n".join([*arguments, *layout]) + FOLD_BODY
 
 
 @dataclass
@@ -127,24 +134,22 @@ class ResultFolder:
     def __init__(self, redis: Redis, names: Names, *, ttl_s: int) -> None:
         self.names = names
         self.ttl_s = ttl_s
-        self.script = redis.register_script(FOLD_SCRIPT)
+        self.script = redis.register_script(fold_script())
 
     async def fold(self, results: Sequence[Result]) -> FoldOutcome:
         if not results:
             return FoldOutcome()
         now = time.time()
         keys: list[str] = [self.names.batches_index]
-        args: list[str | int | float] = [
-            self.ttl_s,
-            self.names.batch_done_channel,
-            now,
-            MAX_RESULT_VALUE,
-            LATENCY_BUCKETS.buckets,
-            WORKER_FIELD,
-            LATENCY_FIELD,
-            LATENCY_MAX_FIELD,
-            ARGS_PER_RESULT,
-        ]
+        header: dict[str, str | int | float] = {
+            "ttl": self.ttl_s,
+            "channel": self.names.batch_done_channel,
+            "now": now,
+            "max_value": MAX_RESULT_VALUE,
+            "buckets": LATENCY_BUCKETS.buckets,
+            **FOLD_NAMES,
+        }
+        args = [header[name] for name in HEADER]
         for result in results:
             keys += [self.names.batch(result.batch_id), self.names.batch_seen(result.batch_id)]
             latency_ms = max(0.0, (now - result.submitted_at) * 1000)

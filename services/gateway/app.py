@@ -23,7 +23,6 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Reques
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel
 from redis.exceptions import RedisError
 
 from services.gateway.backlog import BacklogMonitor
@@ -31,15 +30,18 @@ from services.gateway.instrument import HttpMetricsMiddleware
 from services.gateway.overview import BatchesInFlight, build_overview
 from services.gateway.publisher import new_batch_id, publish_batch
 from services.gateway.waiters import BatchWaiters
-from shared.batches import (
+from shared.api import (
+    MAX_WAIT_S,
+    BatchAccepted,
     BatchLatencies,
     BatchState,
     BatchStatus,
-    abort_batch,
-    create_batch,
-    read_batch,
-    read_latencies,
+    Health,
+    Instances,
+    Paths,
+    Readiness,
 )
+from shared.batches import abort_batch, create_batch, read_batch, read_latencies
 from shared.jobs import BatchRequest
 from shared.lifecycle import Heartbeat, read_instances
 from shared.logging import job_context
@@ -65,16 +67,6 @@ RETRY_AFTER_S = 2
 ABORT_TIMEOUT_S = 5.0
 STATIC_DIR = FilePath(__file__).parent / "static"
 BATCH_ID = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="id from POST /batches")]
-
-
-class BatchAccepted(BaseModel):
-    batch_id: str
-    kind: str
-    expected: int
-    status: str
-    status_url: str
-    trace_id: str
-    publish_ms: float
 
 
 class Unavailable(Exception):
@@ -211,10 +203,10 @@ class Gateway:
             )
         return BatchAccepted(
             batch_id=batch_id,
-            kind=request.kind.value,
+            kind=request.kind,
             expected=request.count,
-            status=BatchState.RUNNING.value,
-            status_url=f"/batches/{batch_id}",
+            status=BatchState.RUNNING,
+            status_url=Paths.of(Paths.BATCH, batch_id),
             trace_id=trace_id,
             publish_ms=publish_ms,
         )
@@ -309,7 +301,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         )
 
     @app.post(
-        "/batches",
+        Paths.BATCHES,
         status_code=202,
         response_model=BatchAccepted,
         dependencies=[Depends(require_api_key)],
@@ -322,18 +314,20 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     ) -> BatchAccepted:
         return await gateway.submit(body, x_trace_id or uuid.uuid4().hex)
 
-    @app.get("/batches/{batch_id}", response_model=BatchStatus, responses={404: {}})
+    @app.get(Paths.BATCH, response_model=BatchStatus, responses={404: {}})
     async def batch_status(
         batch_id: BATCH_ID,
         gateway: Annotated[Gateway, Depends(get_gateway)],
-        wait: Annotated[float, Query(ge=0, le=60, description="long-poll up to S seconds")] = 0,
+        wait: Annotated[
+            float, Query(ge=0, le=MAX_WAIT_S, description="long-poll up to S seconds")
+        ] = 0,
     ) -> BatchStatus:
         status = await gateway.status(batch_id, min(wait, settings.max_wait_s))
         if status is None:
             raise HTTPException(404, f"no batch {batch_id}")
         return status
 
-    @app.get("/batches/{batch_id}/latencies", response_model=BatchLatencies, responses={404: {}})
+    @app.get(Paths.LATENCIES, response_model=BatchLatencies, responses={404: {}})
     async def batch_latencies(
         batch_id: BATCH_ID, gateway: Annotated[Gateway, Depends(get_gateway)]
     ) -> BatchLatencies:
@@ -342,29 +336,31 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
             raise HTTPException(404, f"no batch {batch_id}")
         return latencies
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get(Paths.HEALTH, response_model=Health)
+    async def healthz() -> Health:
+        return Health()
 
-    @app.get("/readyz", responses={503: {}})
+    @app.get(Paths.READINESS, response_model=Readiness, responses={503: {"model": Readiness}})
     async def readyz(gateway: Annotated[Gateway, Depends(get_gateway)]) -> JSONResponse:
-        checks: dict[str, Any] = {"broker": gateway.broker_ready}
+        checks = {"broker": gateway.broker_ready}
         try:
             checks["redis"] = bool(await gateway.redis.ping())
         except RedisError:
             checks["redis"] = False
-        ready = all(checks.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "unavailable", "checks": checks},
-            status_code=200 if ready else 503,
-        )
+        readiness = Readiness.of(checks)
+        return JSONResponse(readiness.model_dump(), status_code=200 if readiness.ready else 503)
 
-    @app.get("/instances", dependencies=[Depends(require_api_key)], responses={401: {}})
-    async def instances(gateway: Annotated[Gateway, Depends(get_gateway)]) -> dict[str, Any]:
-        return {
-            "instances": await read_instances(gateway.redis, gateway.names),
-            "queues": gateway.backlog.depths,
-        }
+    @app.get(
+        Paths.INSTANCES,
+        response_model=Instances,
+        dependencies=[Depends(require_api_key)],
+        responses={401: {}},
+    )
+    async def instances(gateway: Annotated[Gateway, Depends(get_gateway)]) -> Instances:
+        return Instances(
+            instances=await read_instances(gateway.redis, gateway.names),
+            queues=gateway.backlog.depths,
+        )
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:

@@ -17,7 +17,7 @@ from loadtests.compare.results import (
     RaceResults,
     ScenarioResult,
 )
-from shared.batches import LatencySummary
+from shared.api import LatencySummary
 from shared.looplag import LagSummary
 
 CPU_JOB_MS = 10.0
