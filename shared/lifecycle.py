@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from shared import codec
 from shared.interpreter import gil_enabled, python_build
 from shared.names import Names
+from shared.periodic import periodic
 
 log = structlog.get_logger()
 
@@ -32,18 +33,6 @@ def _request_stop(stop: asyncio.Event, signum: int) -> None:
     if not stop.is_set():
         log.info("shutdown_requested", signal=signal.Signals(signum).name)
     stop.set()
-
-
-def raise_if_cancelling(cause: BaseException | None = None) -> None:
-    """Raise the cancellation a client library swallowed or turned into its own error.
-
-    aiormq and redis-py can answer a cancellation that lands mid-call with a channel or
-    connection error, or absorb it; a periodic loop that carried on would never stop. Loops
-    call this in their error path and before they sleep.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling() > 0:
-        raise asyncio.CancelledError from cause
 
 
 FORGET_AFTER_BEATS = 30
@@ -121,14 +110,7 @@ class Heartbeat:
             await self.prune(keys=[self.names.instances], args=[time.time() - self.forget_after_s])
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.beat()
-            except RedisError as exc:
-                raise_if_cancelling(exc)
-                log.warning("heartbeat_failed", error=repr(exc))
-            raise_if_cancelling()
-            await asyncio.sleep(self.interval_s)
+        await periodic("heartbeat", self.beat, self.interval_s, survives=(RedisError,))
 
     async def remove(self) -> None:
         try:

@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from services.aggregator.fold import ResultFolder
 from services.aggregator.pending import PendingResults
 from shared.jobs import InvalidMessage, decode_result
-from shared.lifecycle import raise_if_cancelling
+from shared.periodic import raise_if_cancelling
 from shared.logging import context_headers, job_context
 from shared.messaging import BROKER_ERRORS
 from shared.metrics import Metrics

@@ -18,9 +18,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.batches import count_running_batches
-from shared.lifecycle import raise_if_cancelling, read_instances
+from shared.lifecycle import read_instances
 from shared.metrics import Metrics
 from shared.names import Names
+from shared.periodic import periodic
 
 log = structlog.get_logger()
 
@@ -39,16 +40,12 @@ class BatchesInFlight:
         self.interval_s = interval_s
         self.count = 0
 
+    async def refresh(self) -> None:
+        self.count = await count_running_batches(self.redis, self.names)
+        self.metrics.set_batches_in_flight(self.count)
+
     async def run(self) -> None:
-        while True:
-            try:
-                self.count = await count_running_batches(self.redis, self.names)
-                self.metrics.set_batches_in_flight(self.count)
-            except RedisError as exc:
-                raise_if_cancelling(exc)
-                log.warning("batches_in_flight_unavailable", error=repr(exc))
-            raise_if_cancelling()
-            await asyncio.sleep(self.interval_s)
+        await periodic("batches_in_flight", self.refresh, self.interval_s, survives=(RedisError,))
 
 
 def short_queue_names(names: Names, depths: Mapping[str, int]) -> dict[str, int]:

@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from services.worker.executors import CpuRunner
 from services.worker.steps import JobSteps
 from shared.jobs import InvalidMessage, Job, Result, decode_job
-from shared.lifecycle import raise_if_cancelling
+from shared.periodic import raise_if_cancelling
 from shared.logging import context_headers, job_context
 from shared.messaging import (
     BROKER_ERRORS,
