@@ -1,11 +1,9 @@
-"""What every service shares about starting and stopping: signals and the heartbeat."""
+"""The heartbeat: each instance's identity and live figures, kept fresh in Redis."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
-import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,19 +18,6 @@ from shared.names import Names
 from shared.periodic import periodic
 
 log = structlog.get_logger()
-
-
-def stop_on_signals(stop: asyncio.Event) -> None:
-    """SIGTERM and SIGINT set ``stop``; the service then drains and closes within a deadline."""
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, _request_stop, stop, signum)
-
-
-def _request_stop(stop: asyncio.Event, signum: int) -> None:
-    if not stop.is_set():
-        log.info("shutdown_requested", signal=signal.Signals(signum).name)
-    stop.set()
 
 
 FORGET_AFTER_BEATS = 30

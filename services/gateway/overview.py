@@ -8,7 +8,6 @@ divides the change of a counter by the change of the heartbeat's ``last_seen``.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -19,7 +18,7 @@ from redis.exceptions import RedisError
 
 from shared.batches import count_running_batches
 from shared.lifecycle import read_instances
-from shared.metrics import Metrics
+from shared.metrics import GatewayMetrics
 from shared.names import Names
 from shared.periodic import periodic
 
@@ -32,7 +31,7 @@ class BatchesInFlight:
     """Counts running batches once a second, for the dashboard and ``coord_batches_in_flight``."""
 
     def __init__(
-        self, redis: Redis, names: Names, metrics: Metrics, *, interval_s: float = 1.0
+        self, redis: Redis, names: Names, metrics: GatewayMetrics, *, interval_s: float = 1.0
     ) -> None:
         self.redis = redis
         self.names = names

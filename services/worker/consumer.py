@@ -18,7 +18,6 @@ from redis.exceptions import RedisError
 from services.worker.executors import CpuRunner
 from services.worker.steps import JobSteps
 from shared.jobs import InvalidMessage, Job, Result, decode_job
-from shared.periodic import raise_if_cancelling
 from shared.logging import context_headers, job_context
 from shared.messaging import (
     BROKER_ERRORS,
@@ -27,8 +26,9 @@ from shared.messaging import (
     make_message,
     publish_confirmed,
 )
-from shared.metrics import Metrics
+from shared.metrics import WorkerMetrics
 from shared.names import retry_delay_ms
+from shared.periodic import raise_if_cancelling
 from shared.settings import Settings
 
 log = structlog.get_logger()
@@ -53,7 +53,7 @@ class JobConsumer:
         jobs_queue: AbstractQueue,
         steps: JobSteps,
         cpu: CpuRunner,
-        metrics: Metrics | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.names = settings.names
@@ -64,8 +64,8 @@ class JobConsumer:
         self.inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue(
             maxsize=settings.effective_prefetch
         )
-        self.metrics = metrics or Metrics(
-            "worker", settings.instance, mode=settings.worker_mode.value, process_metrics=False
+        self.metrics = metrics or WorkerMetrics(
+            settings.instance, mode=settings.worker_mode.value, process_metrics=False
         )
         self.consumer_tag: str | None = None
         self.received = 0
