@@ -104,7 +104,12 @@ class ServiceRuntime:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool:
-        return bool(await self.stack.__aexit__(exc_type, exc, traceback))
+        try:
+            return bool(await self.stack.__aexit__(exc_type, exc, traceback))
+        except BaseExceptionGroup as group:
+            if exc is not None and group.exceptions == (exc,):
+                raise exc from None  # the body's own error, which the task group wrapped
+            raise
 
     async def _open(self, stack: AsyncExitStack) -> None:
         if self.log_fields is not None:
