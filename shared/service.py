@@ -25,7 +25,7 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
 from redis.asyncio import Redis
 
-from shared.lifecycle import Heartbeat
+from shared.heartbeat import Beat, Heartbeat
 from shared.logging import configure_logging
 from shared.looplag import LoopLagMonitor
 from shared.messaging import (
@@ -169,8 +169,11 @@ class ServiceRuntime:
         task.add_done_callback(self._task_done)
         return task
 
-    def start_heartbeat(self, stats: Callable[[], Mapping[str, Any]], **static: Any) -> None:
-        """Beat this instance's identity, ``stats`` and loop lag every ``heartbeat_s``."""
+    def start_heartbeat(
+        self, model: type[Beat], stats: Callable[[], Mapping[str, Any]], **static: Any
+    ) -> None:
+        """Beat this instance's ``model``: identity, ``stats`` and loop lag, every
+        ``heartbeat_s``."""
 
         def figures() -> dict[str, Any]:
             return {
@@ -182,7 +185,7 @@ class ServiceRuntime:
         self.heartbeat = Heartbeat(
             self.redis,
             self.settings.names,
-            service=self.service,
+            model=model,
             instance=self.settings.instance,
             interval_s=self.settings.heartbeat_s,
             stats=figures,

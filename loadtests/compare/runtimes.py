@@ -42,6 +42,7 @@ from loadtests.compare.results import (
 )
 from loadtests.compare.scenarios import Plan, Scenario, Workload
 from loadtests.harness import scoped_cluster
+from shared.heartbeat import WorkerBeat, parse_beats
 from shared.settings import Settings, WorkerMode
 
 RUNTIMES = (RuntimeName.DEFAULT, RuntimeName.FT, RuntimeName.FT_GIL)
@@ -190,11 +191,11 @@ def workers_identity(gateway_url: str) -> tuple[str | None, bool | None]:
         beats = httpx.get(f"{gateway_url}/instances", timeout=5).json()["instances"]
     except (httpx.HTTPError, ValueError, KeyError):
         return None, None
-    workers = [b for b in beats if b.get("service") == "worker"]
+    workers = [b for b in parse_beats(beats) if isinstance(b, WorkerBeat)]
     if not workers:
         return None, None
-    pythons = {str(b.get("python")) for b in workers}
-    gils = {b.get("gil") for b in workers}
+    pythons = {b.python for b in workers}
+    gils = {b.gil for b in workers}
     return ", ".join(sorted(pythons)), gils.pop() if len(gils) == 1 else None
 
 

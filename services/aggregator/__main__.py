@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.aggregator.consumer import ResultConsumer
 from services.aggregator.fold import ResultFolder
+from shared.heartbeat import AggregatorBeat
 from shared.metrics import AggregatorMetrics
 from shared.runtime import run_service
 from shared.service import ServiceRuntime
@@ -17,7 +18,7 @@ async def main(settings: Settings) -> None:
     ) as runtime:
         folder = ResultFolder(runtime.redis, settings.names, ttl_s=settings.batch_ttl_s)
         consumer = ResultConsumer(settings, runtime.queues["results"], folder, metrics)
-        runtime.start_heartbeat(consumer.stats)
+        runtime.start_heartbeat(AggregatorBeat, consumer.stats)
         folding = runtime.spawn(consumer.folder_loop(), name="folder")
         await consumer.start_consuming()
         runtime.log.info("aggregator_started")

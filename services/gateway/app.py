@@ -40,8 +40,8 @@ from shared.batches import (
     read_batch,
     read_latencies,
 )
+from shared.heartbeat import GatewayBeat, read_instances
 from shared.jobs import BatchRequest
-from shared.lifecycle import read_instances
 from shared.logging import job_context
 from shared.messaging import PublishFailed, PublishProgress
 from shared.metrics import GatewayMetrics
@@ -118,6 +118,7 @@ class Gateway:
             runtime.spawn(self.backlog.run(), name="queue_depths")
             runtime.spawn(self.batches_in_flight.run(), name="batches_in_flight")
             runtime.start_heartbeat(
+                GatewayBeat,
                 self.stats,
                 port=self.settings.gateway_port,
                 metrics_port=self.settings.gateway_port,
@@ -351,7 +352,10 @@ def create_app(
     @app.get("/instances", dependencies=[Depends(require_api_key)], responses={401: {}})
     async def instances(gateway: Annotated[Gateway, Depends(get_gateway)]) -> dict[str, Any]:
         return {
-            "instances": await read_instances(gateway.redis, gateway.names),
+            "instances": [
+                beat.model_dump(mode="json")
+                for beat in await read_instances(gateway.redis, gateway.names)
+            ],
             "queues": gateway.backlog.depths,
         }
 

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.batches import count_running_batches
-from shared.lifecycle import read_instances
+from shared.heartbeat import read_instances
 from shared.metrics import GatewayMetrics
 from shared.names import Names
 from shared.periodic import periodic
@@ -63,10 +63,14 @@ async def build_overview(
 ) -> dict[str, Any]:
     now = time.time()
     instances = []
-    for entry in await read_instances(redis, names):
-        age_s = max(0.0, now - float(entry.get("last_seen", 0)))
+    for beat in await read_instances(redis, names):
+        age_s = max(0.0, now - beat.last_seen)
         instances.append(
-            {**entry, "age_s": round(age_s, 3), "stale": age_s > STALE_BEATS * heartbeat_s + 1}
+            {
+                **beat.model_dump(mode="json"),
+                "age_s": round(age_s, 3),
+                "stale": age_s > STALE_BEATS * heartbeat_s + 1,
+            }
         )
     return {
         "namespace": names.namespace,

@@ -6,6 +6,7 @@ from services.worker.consumer import JobConsumer
 from services.worker.executors import CpuRunner
 from services.worker.steps import JobSteps
 from services.worker.subinterpreters import ModeUnavailable
+from shared.heartbeat import WorkerBeat
 from shared.metrics import WorkerMetrics
 from shared.runtime import run_service
 from shared.service import ServiceRuntime
@@ -31,7 +32,11 @@ async def main(settings: Settings) -> None:
         metrics.track_worker(lambda: consumer.in_flight, lambda: cpu.busy)
         metrics.set_pool_size(1 if mode == WorkerMode.BLOCKING else cpu.pool_size)
         runtime.start_heartbeat(
-            consumer.stats, mode=mode.value, pool_size=pool_size, runners=settings.runners
+            WorkerBeat,
+            consumer.stats,
+            mode=mode.value,
+            pool_size=pool_size,
+            runners=settings.runners,
         )
         for _ in range(settings.runners):
             runtime.spawn(consumer.runner(), name="runner")
