@@ -16,6 +16,7 @@ from shared.settings import Settings, WorkerMode, load_settings
 async def main(settings: Settings) -> None:
     mode, pool_size = settings.worker_mode, settings.effective_pool_size
     metrics = WorkerMetrics(settings.instance, mode=mode.value)
+    cpu = CpuRunner(mode, pool_size)  # a mode this Python lacks fails here, before connecting
     async with ServiceRuntime(
         settings,
         "worker",
@@ -24,7 +25,7 @@ async def main(settings: Settings) -> None:
         publishing=True,
         log_fields={"mode": mode.value},
     ) as runtime:
-        cpu = runtime.closing(CpuRunner(mode, pool_size))
+        runtime.closing(cpu)
         await cpu.warm_up()
         steps = JobSteps(runtime.redis, settings.names, cpu, fail_n=settings.chaos_fail_n)
         jobs = runtime.queues["jobs"]
