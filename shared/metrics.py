@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -94,16 +95,17 @@ class Metrics:
     """The metrics every service process has, bound to its ``service``, ``instance`` and
     ``mode``; each role's subclass registers its own series, and only those."""
 
+    SERVICE: ClassVar[str] = ""
+
     def __init__(
         self,
-        service: str,
         instance: str,
         *,
         mode: str = "",
         registry: CollectorRegistry | None = None,
         process_metrics: bool = True,
     ) -> None:
-        self.service = service
+        service = self.service = self.SERVICE
         self.instance = instance
         self.mode = mode
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -120,6 +122,10 @@ class Metrics:
             registry=r,
             buckets=LAG_BUCKETS,
         )
+        self.register(r)
+
+    def register(self, r: CollectorRegistry) -> None:
+        """Register the role's own series on ``r``."""
 
     def track_loop_lag(self, monitor: LoopLagMonitor) -> None:
         monitor.observers.append(self.loop_lag.labels(**self.worker_base).observe)
@@ -155,18 +161,9 @@ class Metrics:
 class WorkerMetrics(Metrics):
     """Jobs, steps and the CPU pool of a worker."""
 
-    def __init__(
-        self,
-        instance: str,
-        *,
-        mode: str = "",
-        registry: CollectorRegistry | None = None,
-        process_metrics: bool = True,
-    ) -> None:
-        super().__init__(
-            "worker", instance, mode=mode, registry=registry, process_metrics=process_metrics
-        )
-        r = self.registry
+    SERVICE = "worker"
+
+    def register(self, r: CollectorRegistry) -> None:
         self.jobs_received = Counter(
             "coord_jobs_received", "Jobs a worker took from the jobs queue.", JOB, registry=r
         )
@@ -234,15 +231,9 @@ class WorkerMetrics(Metrics):
 class GatewayMetrics(Metrics):
     """Batches accepted, HTTP requests, queue depths and batches in flight."""
 
-    def __init__(
-        self,
-        instance: str,
-        *,
-        registry: CollectorRegistry | None = None,
-        process_metrics: bool = True,
-    ) -> None:
-        super().__init__("gateway", instance, registry=registry, process_metrics=process_metrics)
-        r = self.registry
+    SERVICE = "gateway"
+
+    def register(self, r: CollectorRegistry) -> None:
         self.batches_accepted = Counter(
             "coord_batches_accepted",
             "Batches the gateway accepted.",
@@ -302,15 +293,9 @@ class GatewayMetrics(Metrics):
 class AggregatorMetrics(Metrics):
     """What the fold did with each result."""
 
-    def __init__(
-        self,
-        instance: str,
-        *,
-        registry: CollectorRegistry | None = None,
-        process_metrics: bool = True,
-    ) -> None:
-        super().__init__("aggregator", instance, registry=registry, process_metrics=process_metrics)
-        r = self.registry
+    SERVICE = "aggregator"
+
+    def register(self, r: CollectorRegistry) -> None:
         self.results_folded = Counter(
             "coord_results_folded",
             "Results folded into their batch (exactly once).",
