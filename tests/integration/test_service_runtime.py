@@ -7,6 +7,7 @@ import pytest
 from redis.asyncio import Redis
 
 from shared.codec import loads
+from shared.heartbeat import AggregatorBeat
 from shared.metrics import AggregatorMetrics
 from shared.service import ServiceRuntime
 from shared.settings import Settings
@@ -35,7 +36,7 @@ async def test_it_opens_topology_beats_and_closes_in_reverse(
     async with runtime(settings, prefetch=5) as service:
         service.closing(Resource())
         assert {"jobs", "results", "dead"} <= set(service.queues)
-        service.start_heartbeat(lambda: {"folded": 3})
+        service.start_heartbeat(AggregatorBeat, lambda: {"folded": 3})
 
         async def until_cancelled() -> None:
             try:
