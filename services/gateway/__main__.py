@@ -1,11 +1,15 @@
 """Gateway wiring: settings -> logging -> uvicorn (which handles SIGTERM and the lifespan).
 
-A background task of the gateway that fails stops the server and ends the process with 1.
+Exit codes as ``uvicorn.run`` gives them (3: it never started), and 1 when a background
+task of the gateway failed, which stops the server.
 """
 
 from __future__ import annotations
 
+import contextlib
+
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
 from services.gateway.app import create_app
 from shared.logging import configure_logging
@@ -35,7 +39,10 @@ def main() -> None:
             timeout_graceful_shutdown=int(settings.drain_timeout_s),
         )
     )
-    server.run()
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        raise SystemExit(STARTUP_FAILURE)
     if failures:
         raise SystemExit(1)
 
