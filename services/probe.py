@@ -16,7 +16,7 @@ import socket
 import time
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 import typer
@@ -24,8 +24,8 @@ from pydantic import ValidationError
 from redis import Redis
 from redis.exceptions import RedisError
 
-from shared import codec
 from shared.api import Paths
+from shared.heartbeat import Beat, parse_beats
 from shared.settings import Settings, load_settings
 
 
@@ -53,21 +53,19 @@ def probe_gateway(settings: Settings, *, live: bool, timeout_s: float) -> str:
 
 def own_heartbeats(
     entries: Mapping[bytes | str, bytes | str], service: str, instance: str, hostname: str
-) -> list[dict[str, Any]]:
+) -> list[Beat]:
     """Heartbeats of ``service`` written from this container.
 
     An instance is named ``{hostname}-{pid}`` unless ``COORD_INSTANCE`` names it, and the
     probe runs in the same container (same hostname) but as another process.
     """
-    mine = []
-    for name, raw in entries.items():
-        key = name.decode() if isinstance(name, bytes) else str(name)
-        if key != instance and not key.startswith(f"{hostname}-"):
-            continue
-        beat = codec.loads(raw)
-        if beat.get("service") == service:
-            mine.append(beat)
-    return mine
+    ours = [
+        raw
+        for name, raw in entries.items()
+        if (key := name.decode() if isinstance(name, bytes) else str(name)) == instance
+        or key.startswith(f"{hostname}-")
+    ]
+    return [beat for beat in parse_beats(ours) if beat.service == service]
 
 
 def probe_heartbeat(
@@ -88,7 +86,7 @@ def probe_heartbeat(
     beats = own_heartbeats(entries, service.value, settings.instance, hostname)
     if not beats:
         raise ProbeFailed(f"no {service.value} heartbeat from {hostname} yet")
-    age = time.time() - max(float(beat.get("last_seen", 0)) for beat in beats)
+    age = time.time() - max(beat.last_seen for beat in beats)
     if age > max_age_s:
         raise ProbeFailed(f"{service.value} heartbeat is {age:.0f}s old (max {max_age_s:.0f}s)")
     return f"{service.value} heartbeat {age:.1f}s old"

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from shared.heartbeat import AnyBeat
 from shared.histogram import LATENCY_BUCKETS
 from shared.jobs import JobKind, JobParams
 
@@ -140,7 +141,7 @@ class Readiness(BaseModel):
 class Instances(BaseModel):
     """``/instances``: every service instance's heartbeat and the queue depths."""
 
-    instances: list[dict[str, Any]]
+    instances: list[AnyBeat]
     queues: dict[str, int]
 
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from shared.batches import percentile
 from shared.histogram import LogBuckets
+from shared.periodic import periodic
 
 LagObserver = Callable[[float], None]
 RECENT_S = 2.0
@@ -48,17 +49,22 @@ class LoopLagMonitor:
         self.max_ms = 0.0
         self.histogram: Counter[int] = Counter()
         self.observers: list[LagObserver] = []
+        self.slept_at = 0.0
 
     async def run(self) -> None:
-        while True:
-            started = time.perf_counter()
-            await asyncio.sleep(self.interval_s)
-            lag_ms = max(0.0, (time.perf_counter() - started - self.interval_s) * 1000)
-            self.samples_ms.append(lag_ms)
-            self.max_ms = max(self.max_ms, lag_ms)
-            self.histogram[lag_bucket(lag_ms)] += 1
-            for observe in self.observers:
-                observe(lag_ms / 1000)
+        self.slept_at = time.perf_counter()
+        await asyncio.sleep(self.interval_s)
+        await periodic("loop_lag", self.sample, self.interval_s, survives=())
+
+    async def sample(self) -> None:
+        """Record how much longer than ``interval_s`` the last sleep took."""
+        lag_ms = max(0.0, (time.perf_counter() - self.slept_at - self.interval_s) * 1000)
+        self.samples_ms.append(lag_ms)
+        self.max_ms = max(self.max_ms, lag_ms)
+        self.histogram[lag_bucket(lag_ms)] += 1
+        for observe in self.observers:
+            observe(lag_ms / 1000)
+        self.slept_at = time.perf_counter()
 
     def snapshot(self, last: int | None = None) -> dict[str, object]:
         """p50, p99 and max over the window (or its ``last`` samples), the max since start, in

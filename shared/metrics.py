@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -91,18 +92,20 @@ class _CallbackGauges(Collector):
 
 
 class Metrics:
-    """The metrics of one service process, bound to its ``service``, ``instance`` and ``mode``."""
+    """The metrics every service process has, bound to its ``service``, ``instance`` and
+    ``mode``; each role's subclass registers its own series, and only those."""
+
+    SERVICE: ClassVar[str] = ""
 
     def __init__(
         self,
-        service: str,
         instance: str,
         *,
         mode: str = "",
         registry: CollectorRegistry | None = None,
         process_metrics: bool = True,
     ) -> None:
-        self.service = service
+        service = self.service = self.SERVICE
         self.instance = instance
         self.mode = mode
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -112,7 +115,55 @@ class Metrics:
             ProcessCollector(registry=self.registry)
             PlatformCollector(registry=self.registry)
         r = self.registry
+        self.loop_lag = Histogram(
+            "coord_loop_lag_seconds",
+            "How late the event loop woke a sleeping task: time it spent not yielding.",
+            WORKER,
+            registry=r,
+            buckets=LAG_BUCKETS,
+        )
+        self.register(r)
 
+    def register(self, r: CollectorRegistry) -> None:
+        """Register the role's own series on ``r``."""
+
+    def track_loop_lag(self, monitor: LoopLagMonitor) -> None:
+        monitor.observers.append(self.loop_lag.labels(**self.worker_base).observe)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def serve_if_enabled(self, host: str, port: int) -> MetricsServer | None:
+        """:meth:`serve` unless ``port`` is 0; a taken port ends the service with one line."""
+        if port == 0:
+            return None
+        try:
+            return self.serve(host, port)
+        except OSError as exc:
+            raise SystemExit(f"cannot serve /metrics on {host}:{port}: {exc.strerror}") from exc
+
+    def serve(self, host: str, port: int) -> MetricsServer:
+        """Serve ``/metrics`` from a daemon thread; scraping then never waits on the loop.
+
+        A scrape reads values that the loop thread writes; prometheus_client guards every
+        value with a lock, so a scrape during a burst sees consistent figures.
+        """
+        server, thread = start_http_server(port, addr=host, registry=self.registry)
+
+        def close() -> None:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+
+        return MetricsServer(port=server.server_address[1], close=close)
+
+
+class WorkerMetrics(Metrics):
+    """Jobs, steps and the CPU pool of a worker."""
+
+    SERVICE = "worker"
+
+    def register(self, r: CollectorRegistry) -> None:
         self.jobs_received = Counter(
             "coord_jobs_received", "Jobs a worker took from the jobs queue.", JOB, registry=r
         )
@@ -150,14 +201,39 @@ class Metrics:
             WORKER,
             registry=r,
         )
-        self.loop_lag = Histogram(
-            "coord_loop_lag_seconds",
-            "How late the event loop woke a sleeping task: time it spent not yielding.",
-            WORKER,
-            registry=r,
-            buckets=LAG_BUCKETS,
-        )
 
+    def job_received(self, kind: str) -> None:
+        self.jobs_received.labels(**self.worker_base, kind=kind).inc()
+
+    def job_completed(self, kind: str, durations_ms: Mapping[str, float]) -> None:
+        """Count a finished job and observe each of its steps."""
+        self.jobs_completed.labels(**self.worker_base, kind=kind).inc()
+        for step, ms in durations_ms.items():
+            self.step_duration.labels(
+                **self.worker_base, kind=kind, step=step_family(step)
+            ).observe(ms / 1000)
+
+    def job_failed(self, kind: str) -> None:
+        self.jobs_failed.labels(**self.worker_base, kind=kind).inc()
+
+    def job_retried(self, kind: str) -> None:
+        self.jobs_retried.labels(**self.worker_base, kind=kind).inc()
+
+    def track_worker(self, in_flight: Callable[[], float], pool_busy: Callable[[], float]) -> None:
+        """Read in-flight jobs and pool occupancy at scrape time."""
+        self.jobs_in_flight.labels(**self.worker_base).set_function(in_flight)
+        self.pool_busy.labels(**self.worker_base).set_function(pool_busy)
+
+    def set_pool_size(self, size: int) -> None:
+        self.pool_size.labels(**self.worker_base).set(size)
+
+
+class GatewayMetrics(Metrics):
+    """Batches accepted, HTTP requests, queue depths and batches in flight."""
+
+    SERVICE = "gateway"
+
+    def register(self, r: CollectorRegistry) -> None:
         self.batches_accepted = Counter(
             "coord_batches_accepted",
             "Batches the gateway accepted.",
@@ -190,56 +266,6 @@ class Metrics:
             buckets=HTTP_BUCKETS,
         )
 
-        self.results_folded = Counter(
-            "coord_results_folded",
-            "Results folded into their batch (exactly once).",
-            SERVICE,
-            registry=r,
-        )
-        self.results_duplicates = Counter(
-            "coord_results_duplicates",
-            "Redelivered results the fold absorbed.",
-            SERVICE,
-            registry=r,
-        )
-        self.results_orphans = Counter(
-            "coord_results_orphans",
-            "Results whose batch is unknown or expired.",
-            SERVICE,
-            registry=r,
-        )
-        self.batches_completed = Counter(
-            "coord_batches_completed", "Batches the aggregator marked done.", SERVICE, registry=r
-        )
-
-    def job_received(self, kind: str) -> None:
-        self.jobs_received.labels(**self.worker_base, kind=kind).inc()
-
-    def job_completed(self, kind: str, durations_ms: Mapping[str, float]) -> None:
-        """Count a finished job and observe each of its steps."""
-        self.jobs_completed.labels(**self.worker_base, kind=kind).inc()
-        for step, ms in durations_ms.items():
-            self.step_duration.labels(
-                **self.worker_base, kind=kind, step=step_family(step)
-            ).observe(ms / 1000)
-
-    def job_failed(self, kind: str) -> None:
-        self.jobs_failed.labels(**self.worker_base, kind=kind).inc()
-
-    def job_retried(self, kind: str) -> None:
-        self.jobs_retried.labels(**self.worker_base, kind=kind).inc()
-
-    def track_worker(self, in_flight: Callable[[], float], pool_busy: Callable[[], float]) -> None:
-        """Read in-flight jobs and pool occupancy at scrape time."""
-        self.jobs_in_flight.labels(**self.worker_base).set_function(in_flight)
-        self.pool_busy.labels(**self.worker_base).set_function(pool_busy)
-
-    def set_pool_size(self, size: int) -> None:
-        self.pool_size.labels(**self.worker_base).set(size)
-
-    def track_loop_lag(self, monitor: LoopLagMonitor) -> None:
-        monitor.observers.append(self.loop_lag.labels(**self.worker_base).observe)
-
     def track_queue_depths(self, depths: Callable[[], Mapping[str, float]]) -> None:
         """``coord_queue_depth{queue}``: ready messages per queue, read at scrape time."""
         self.registry.register(
@@ -263,35 +289,37 @@ class Metrics:
         self.http_requests.labels(**self.base, method=method, route=route, status=str(status)).inc()
         self.http_duration.labels(**self.base, method=method, route=route).observe(seconds)
 
+
+class AggregatorMetrics(Metrics):
+    """What the fold did with each result."""
+
+    SERVICE = "aggregator"
+
+    def register(self, r: CollectorRegistry) -> None:
+        self.results_folded = Counter(
+            "coord_results_folded",
+            "Results folded into their batch (exactly once).",
+            SERVICE,
+            registry=r,
+        )
+        self.results_duplicates = Counter(
+            "coord_results_duplicates",
+            "Redelivered results the fold absorbed.",
+            SERVICE,
+            registry=r,
+        )
+        self.results_orphans = Counter(
+            "coord_results_orphans",
+            "Results whose batch is unknown or expired.",
+            SERVICE,
+            registry=r,
+        )
+        self.batches_completed = Counter(
+            "coord_batches_completed", "Batches the aggregator marked done.", SERVICE, registry=r
+        )
+
     def fold_outcome(self, *, folded: int, duplicates: int, orphans: int, done: int) -> None:
         self.results_folded.labels(**self.base).inc(folded)
         self.results_duplicates.labels(**self.base).inc(duplicates)
         self.results_orphans.labels(**self.base).inc(orphans)
         self.batches_completed.labels(**self.base).inc(done)
-
-    def exposition(self) -> bytes:
-        return generate_latest(self.registry)
-
-    def serve_if_enabled(self, host: str, port: int) -> MetricsServer | None:
-        """:meth:`serve` unless ``port`` is 0; a taken port ends the service with one line."""
-        if port == 0:
-            return None
-        try:
-            return self.serve(host, port)
-        except OSError as exc:
-            raise SystemExit(f"cannot serve /metrics on {host}:{port}: {exc.strerror}") from exc
-
-    def serve(self, host: str, port: int) -> MetricsServer:
-        """Serve ``/metrics`` from a daemon thread; scraping then never waits on the loop.
-
-        A scrape reads values that the loop thread writes; prometheus_client guards every
-        value with a lock, so a scrape during a burst sees consistent figures.
-        """
-        server, thread = start_http_server(port, addr=host, registry=self.registry)
-
-        def close() -> None:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
-
-        return MetricsServer(port=server.server_address[1], close=close)

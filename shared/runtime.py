@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+import structlog
+
 from shared.settings import Settings
 
 T = TypeVar("T")
@@ -21,4 +23,12 @@ def run_fast(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 def run_service(main: Callable[[Settings], Coroutine[Any, Any, None]], settings: Settings) -> None:
-    run_fast(main(settings))
+    """Run a service's ``main``; a background task that failed ends the process with 1.
+
+    The failure itself is already logged with its traceback (``background_task_failed``).
+    """
+    try:
+        run_fast(main(settings))
+    except ExceptionGroup as group:
+        structlog.get_logger().error("service_failed", errors=len(group.exceptions))
+        raise SystemExit(1) from None

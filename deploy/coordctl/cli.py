@@ -40,6 +40,7 @@ from coordctl.logview import (
 from coordctl.podman.service import PodmanError
 from coordctl.runtimes.runtime import RuntimeName, RuntimeUnavailable, resolve_runtime
 from coordctl.servers import ServerUnavailable
+from shared.heartbeat import Beat, WorkerBeat, parse_beats
 from shared.jobs import BatchRequest, JobKind, JobParams
 from shared.settings import Settings, WorkerMode, load_settings
 
@@ -199,7 +200,7 @@ def status(
     if as_json:
         print(json.dumps(report, indent=2))
         return
-    heartbeats = {i["instance"]: i for i in report["instances"]}
+    heartbeats = {beat.instance: beat for beat in parse_beats(report["instances"])}
     pid_column = "container" if "project" in report else "pid"
     table = Table(title=f"cluster {report['namespace']} at {report['gateway_url']}")
     columns = (
@@ -218,19 +219,13 @@ def status(
     for column in columns:
         table.add_column(column)
     for member in report["members"]:
-        beat = heartbeats.get(member.get("instance", member["name"]), {})
-        done = beat.get("completed", beat.get("folded", beat.get("accepted_jobs", "")))
+        beat = heartbeats.get(member.get("instance", member["name"]))
         table.add_row(
             member["name"],
             member["service"],
             str(member["pid"]),
             member.get("status", "yes") if member["alive"] else "[red]no[/]",
-            str(beat.get("mode", "")),
-            str(beat.get("python", "")),
-            "" if beat.get("gil") is None else ("on" if beat["gil"] else "off"),
-            str(done),
-            str(beat.get("in_flight", "")),
-            str((beat.get("loop_lag_ms") or {}).get("p99", "")),
+            *beat_cells(beat),
             str(member.get("metrics_port") or "off"),
         )
     for server in report["servers"]:
@@ -413,3 +408,19 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def beat_cells(beat: Beat | None) -> tuple[str, ...]:
+    """Mode, Python, GIL, jobs done, in flight and lag p99 of a heartbeat (blank: none)."""
+    if beat is None:
+        return ("",) * 6
+    worker = beat if isinstance(beat, WorkerBeat) else None
+    lag_p99 = beat.loop_lag_ms.p99
+    return (
+        worker.mode if worker else "",
+        beat.python,
+        "" if beat.gil is None else ("on" if beat.gil else "off"),
+        str(beat.done),
+        str(worker.in_flight) if worker else "",
+        "" if lag_p99 is None else str(lag_p99),
+    )

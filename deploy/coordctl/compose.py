@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 import httpx
 
 from coordctl.client import GatewayClient, GatewayError, instances_or_none
+from shared.heartbeat import WorkerBeat
 from shared.settings import WorkerMode
 
 COMPOSE_FILE = Path("docker-compose.yml")
@@ -135,13 +136,13 @@ def wait_ready(url: str, workers: int, timeout_s: float) -> None:
             try:
                 if client.readiness().ready:
                     fresh = [
-                        i
-                        for i in client.instances().instances
-                        if i.get("service") == "worker" and time.time() - i["last_seen"] < 5
+                        beat
+                        for beat in client.instances().instances
+                        if isinstance(beat, WorkerBeat) and time.time() - beat.last_seen < 5
                     ]
                     if len(fresh) >= workers:
                         return
-            except (GatewayError, KeyError):
+            except GatewayError:
                 pass
             time.sleep(1)
     raise ComposeError(f"the cluster at {url} was not ready within {timeout_s:.0f}s")
@@ -295,7 +296,7 @@ def container_status(
     if answer is None:
         report["gateway_reachable"] = False
     else:
-        report["instances"] = answer.instances
+        report["instances"] = [beat.model_dump(mode="json") for beat in answer.instances]
         report["queues"] = answer.queues
     for member in members:
         beat = next(

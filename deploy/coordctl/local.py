@@ -286,7 +286,7 @@ def wait_healthy(state: ClusterState, *, timeout_s: float, api_key: str | None =
             try:
                 if client.readiness().ready:
                     instances = client.instances().instances
-                    seen = {i["instance"] for i in instances if time.time() - i["last_seen"] < 5}
+                    seen = {b.instance for b in instances if time.time() - b.last_seen < 5}
                     if expected <= seen:
                         return
             except GatewayError:
@@ -338,7 +338,7 @@ def cluster_status(run_dir: Path, api_key: str | None = None) -> dict[str, Any] 
     if answer is None:
         report["gateway_reachable"] = False
     else:
-        report["instances"] = answer.instances
+        report["instances"] = [beat.model_dump(mode="json") for beat in answer.instances]
         report["queues"] = answer.queues
     return report
 

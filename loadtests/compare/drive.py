@@ -12,9 +12,8 @@ import asyncio
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import psutil
 
@@ -26,6 +25,7 @@ from loadtests.compare.results import ScenarioResult, cdf_points
 from loadtests.compare.scenarios import Plan, Scenario, Workload
 from shared.api import BatchStatus
 from shared.batches import summarize_latency_histogram
+from shared.heartbeat import WorkerBeat
 from shared.jobs import BatchRequest, JobKind, JobParams
 from shared.looplag import LagSummary, histogram_delta, summarize_histogram
 
@@ -63,21 +63,21 @@ class Gateway:
         latencies = await self.client.latencies(batch_id)
         return BatchOutcome(batch_id, kind, status, Counter(latencies.histogram()))
 
-    async def worker_heartbeats(self) -> dict[str, dict[str, Any]]:
+    async def worker_heartbeats(self) -> dict[str, WorkerBeat]:
         return {
-            beat["instance"]: beat
+            beat.instance: beat
             for beat in (await self.client.instances()).instances
-            if beat.get("service") == "worker"
+            if isinstance(beat, WorkerBeat)
         }
 
     async def fresh_worker_heartbeats(
         self, workers: int, after: float, timeout_s: float = 10
-    ) -> dict[str, dict[str, Any]]:
+    ) -> dict[str, WorkerBeat]:
         """Wait until every worker has sent a heartbeat stamped later than ``after``."""
         deadline = time.monotonic() + timeout_s
         while True:
             beats = await self.worker_heartbeats()
-            fresh = {name: b for name, b in beats.items() if b.get("last_seen", 0) > after}
+            fresh = {name: b for name, b in beats.items() if b.last_seen > after}
             if len(fresh) >= workers:
                 return fresh
             if time.monotonic() >= deadline:
@@ -120,15 +120,17 @@ def cpu_percent(
 
 
 def lag_summaries(
-    before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]
+    before: Mapping[str, WorkerBeat], after: Mapping[str, WorkerBeat]
 ) -> tuple[LagSummary, dict[str, LagSummary]]:
     """Each worker's loop lag over the window, and all workers' samples together."""
     per_worker: dict[str, LagSummary] = {}
     together: Counter[int] = Counter()
     for name, beat in sorted(after.items()):
-        histogram_after = (beat.get("loop_lag_ms") or {}).get("histogram") or {}
-        histogram_before = ((before.get(name) or {}).get("loop_lag_ms") or {}).get("histogram")
-        delta = histogram_delta(histogram_before or {}, histogram_after)
+        earlier = before.get(name)
+        delta = histogram_delta(
+            (earlier.loop_lag_ms.histogram if earlier else None) or {},
+            beat.loop_lag_ms.histogram or {},
+        )
         together.update(delta)
         per_worker[name] = summarize_histogram(delta)
     return summarize_histogram(together), per_worker
@@ -138,7 +140,7 @@ def lag_summaries(
 class Window:
     """The measured part of a scenario, between two heartbeats and two CPU samples."""
 
-    beats: dict[str, dict[str, Any]]
+    beats: dict[str, WorkerBeat]
     cpu: dict[str, float]
     wall: float
     throttling: Throttling = field(default_factory=lambda: ZERO)

@@ -41,6 +41,7 @@ from loadtests.compare.results import (
 )
 from loadtests.compare.scenarios import Plan, Scenario, Workload
 from loadtests.harness import scoped_cluster
+from shared.heartbeat import WorkerBeat
 from shared.settings import Settings, WorkerMode
 
 RUNTIMES = (RuntimeName.DEFAULT, RuntimeName.FT, RuntimeName.FT_GIL)
@@ -188,12 +189,11 @@ def workers_identity(gateway_url: str) -> tuple[str | None, bool | None]:
     answer = instances_or_none(gateway_url, timeout_s=5)
     if answer is None:
         return None, None
-    beats = answer.instances
-    workers = [b for b in beats if b.get("service") == "worker"]
+    workers = [b for b in answer.instances if isinstance(b, WorkerBeat)]
     if not workers:
         return None, None
-    pythons = {str(b.get("python")) for b in workers}
-    gils = {b.get("gil") for b in workers}
+    pythons = {b.python for b in workers}
+    gils = {b.gil for b in workers}
     return ", ".join(sorted(pythons)), gils.pop() if len(gils) == 1 else None
 
 

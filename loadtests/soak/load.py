@@ -23,6 +23,7 @@ from coordctl.client import AsyncGatewayClient, GatewayError
 from coordctl.local import ClusterState
 from loadtests.bench.cluster import batch, client_for, member_rss_mb, submit, wait_done
 from loadtests.soak.series import Sample
+from shared.heartbeat import AggregatorBeat
 from shared.names import Names
 
 MIX: dict[str, dict[str, int]] = {
@@ -182,6 +183,11 @@ class Soak:
             "aggregator_folded": folded,
         }
 
+    @staticmethod
+    async def folded_by_aggregators(client: AsyncGatewayClient) -> int:
+        beats = (await client.instances()).instances
+        return sum(beat.folded for beat in beats if isinstance(beat, AggregatorBeat))
+
     async def aggregator_folded(self, client: AsyncGatewayClient, calibration_jobs: int) -> int:
         """The aggregator's own count of jobs folded (its heartbeat), once it has caught up
         with every job submitted (or after a few seconds, whatever it says then)."""
@@ -189,13 +195,9 @@ class Soak:
         deadline = time.monotonic() + 10
         folded = -1
         while time.monotonic() < deadline:
-            beats = (await client.instances()).instances
-            folded = sum(int(b.get("folded", 0)) for b in beats if b.get("service") == "aggregator")
+            folded = await self.folded_by_aggregators(client)
             if folded >= expected:
                 await asyncio.sleep(2)
-                beats = (await client.instances()).instances
-                return sum(
-                    int(b.get("folded", 0)) for b in beats if b.get("service") == "aggregator"
-                )
+                return await self.folded_by_aggregators(client)
             await asyncio.sleep(0.5)
         return folded

@@ -16,10 +16,10 @@ from redis.exceptions import RedisError
 from services.aggregator.fold import ResultFolder
 from services.aggregator.pending import PendingResults
 from shared.jobs import InvalidMessage, decode_result
-from shared.lifecycle import raise_if_cancelling
 from shared.logging import context_headers, job_context
 from shared.messaging import BROKER_ERRORS
-from shared.metrics import Metrics
+from shared.metrics import AggregatorMetrics
+from shared.periodic import raise_if_cancelling
 from shared.settings import Settings
 
 log = structlog.get_logger()
@@ -31,10 +31,10 @@ class ResultConsumer:
         settings: Settings,
         results_queue: AbstractQueue,
         folder: ResultFolder,
-        metrics: Metrics | None = None,
+        metrics: AggregatorMetrics | None = None,
     ):
         self.settings = settings
-        self.metrics = metrics or Metrics("aggregator", settings.instance, process_metrics=False)
+        self.metrics = metrics or AggregatorMetrics(settings.instance, process_metrics=False)
         self.results_queue = results_queue
         self.folder = folder
         self.pending = PendingResults()

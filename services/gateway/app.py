@@ -13,7 +13,7 @@ import hmac
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path as FilePath
 from typing import Annotated, Any
@@ -42,20 +42,12 @@ from shared.api import (
     Readiness,
 )
 from shared.batches import abort_batch, create_batch, read_batch, read_latencies
+from shared.heartbeat import GatewayBeat, read_instances
 from shared.jobs import BatchRequest
-from shared.lifecycle import Heartbeat, read_instances
 from shared.logging import job_context
-from shared.looplag import LoopLagMonitor
-from shared.messaging import (
-    PublishFailed,
-    PublishProgress,
-    connect_amqp,
-    declare_topology,
-    open_publishing_channel,
-    settle_dead_queue,
-)
-from shared.metrics import Metrics
-from shared.redis_client import connect_redis
+from shared.messaging import PublishFailed, PublishProgress
+from shared.metrics import GatewayMetrics
+from shared.service import ServiceRuntime
 from shared.settings import Settings
 
 log = structlog.get_logger()
@@ -80,66 +72,59 @@ class Unavailable(Exception):
 class Gateway:
     """The gateway's connections and background tasks, opened and closed in one place."""
 
-    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: GatewayMetrics | None = None,
+        on_failure: Callable[[BaseException], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.names = settings.names
-        self.metrics = metrics or Metrics("gateway", settings.instance, process_metrics=False)
-        self.lag = LoopLagMonitor(settings.loop_lag_interval_s)
-        self.metrics.track_loop_lag(self.lag)
+        self.metrics = metrics or GatewayMetrics(settings.instance, process_metrics=False)
+        self.on_failure = on_failure
         self.accepted_batches = 0
         self.accepted_jobs = 0
         self.finished: OrderedDict[str, BatchStatus] = OrderedDict()
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Gateway]:
-        self.redis = await connect_redis(self.settings)
-        self.connection = await connect_amqp(self.settings)
-        try:
-            self.channel = await open_publishing_channel(self.connection)
-            dead_policy = await settle_dead_queue(self.connection, self.settings)
-            await declare_topology(self.channel, self.names, dead_policy)
+        """uvicorn owns the signals and serves ``/metrics`` itself; the runtime the rest."""
+        async with ServiceRuntime(
+            self.settings,
+            "gateway",
+            self.metrics,
+            publishing=True,
+            metrics_port=0,
+            handle_signals=False,
+            on_failure=self.on_failure,
+        ) as runtime:
+            self.redis = runtime.redis
+            self.connection = runtime.connection
+            self.channel = runtime.channel
             self.exchange = self.channel.default_exchange
             self.backlog = BacklogMonitor(self.connection, self.names)
             self.metrics.track_queue_depths(lambda: self.backlog.depths)
             self.batches_in_flight = BatchesInFlight(self.redis, self.names, self.metrics)
             self.waiters = BatchWaiters(self.redis, self.names.batch_done_channel)
-            heartbeat = Heartbeat(
-                self.redis,
-                self.names,
-                service="gateway",
-                instance=self.settings.instance,
-                interval_s=self.settings.heartbeat_s,
-                stats=lambda: {
-                    "accepted_batches": self.accepted_batches,
-                    "accepted_jobs": self.accepted_jobs,
-                    "waiting_requests": sum(len(w) for w in self.waiters.events.values()),
-                    "loop_lag_ms": self.lag.snapshot(),
-                    "loop_lag_recent_ms": self.lag.recent_snapshot(),
-                    "batches_in_flight": self.batches_in_flight.count,
-                },
+            runtime.spawn(self.waiters.run(), name="batch_waiters")
+            runtime.spawn(self.backlog.run(), name="queue_depths")
+            runtime.spawn(self.batches_in_flight.run(), name="batches_in_flight")
+            runtime.start_heartbeat(
+                GatewayBeat,
+                self.stats,
                 port=self.settings.gateway_port,
                 metrics_port=self.settings.gateway_port,
             )
-            tasks = [
-                asyncio.create_task(self.lag.run()),
-                asyncio.create_task(self.waiters.run()),
-                asyncio.create_task(self.backlog.run()),
-                asyncio.create_task(self.batches_in_flight.run()),
-                asyncio.create_task(heartbeat.run()),
-            ]
             log.info("gateway_started", port=self.settings.gateway_port)
-            try:
-                yield self
-            finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                await heartbeat.remove()
-        finally:
-            with contextlib.suppress(Exception):
-                await self.connection.close()
-            await self.redis.aclose()
-            log.info("gateway_stopped")
+            yield self
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "accepted_batches": self.accepted_batches,
+            "accepted_jobs": self.accepted_jobs,
+            "waiting_requests": sum(len(w) for w in self.waiters.events.values()),
+            "batches_in_flight": self.batches_in_flight.count,
+        }
 
     @property
     def broker_ready(self) -> bool:
@@ -255,14 +240,19 @@ def get_gateway(request: Request) -> Gateway:
     return gateway
 
 
-def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    metrics: GatewayMetrics | None = None,
+    on_failure: Callable[[BaseException], None] | None = None,
+) -> FastAPI:
     """The app; ``metrics`` defaults to a fresh registry, so apps built in one process
-    (tests) never share figures."""
-    metrics = metrics or Metrics("gateway", settings.instance, process_metrics=False)
+    (tests) never share figures. ``on_failure`` hears of a background task that failed:
+    the server must stop, since uvicorn would serve on without its lifespan."""
+    metrics = metrics or GatewayMetrics(settings.instance, process_metrics=False)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with Gateway(settings, metrics).running() as gateway:
+        async with Gateway(settings, metrics, on_failure).running() as gateway:
             app.state.gateway = gateway
             yield
 

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
-import structlog
 from aio_pika.abc import AbstractRobustConnection
 
-from shared.lifecycle import raise_if_cancelling
 from shared.messaging import queue_depths
 from shared.names import Names
-
-log = structlog.get_logger()
+from shared.periodic import periodic
 
 
 class BacklogMonitor:
@@ -28,12 +23,8 @@ class BacklogMonitor:
         """Jobs waiting to be consumed (ready messages in the jobs queue)."""
         return max(0, self.depths.get(self.names.jobs_queue, 0))
 
+    async def refresh(self) -> None:
+        self.depths = await queue_depths(self.connection, self.names)
+
     async def run(self) -> None:
-        while True:
-            try:
-                self.depths = await queue_depths(self.connection, self.names)
-            except Exception as exc:
-                raise_if_cancelling(exc)
-                log.warning("queue_depth_unavailable", error=repr(exc))
-            raise_if_cancelling()
-            await asyncio.sleep(self.interval_s)
+        await periodic("queue_depth", self.refresh, self.interval_s)

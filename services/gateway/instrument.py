@@ -13,7 +13,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.metrics import Metrics
+from shared.metrics import GatewayMetrics
 
 UNMATCHED = "unmatched"
 
@@ -32,7 +32,7 @@ def route_template(scope: Scope, root_path: str) -> str:
 
 
 class HttpMetricsMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: GatewayMetrics) -> None:
         self.app = app
         self.metrics = metrics
 

@@ -8,7 +8,6 @@ divides the change of a counter by the change of the heartbeat's ``last_seen``.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -18,9 +17,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.batches import count_running_batches
-from shared.lifecycle import raise_if_cancelling, read_instances
-from shared.metrics import Metrics
+from shared.heartbeat import read_instances
+from shared.metrics import GatewayMetrics
 from shared.names import Names
+from shared.periodic import periodic
 
 log = structlog.get_logger()
 
@@ -31,7 +31,7 @@ class BatchesInFlight:
     """Counts running batches once a second, for the dashboard and ``coord_batches_in_flight``."""
 
     def __init__(
-        self, redis: Redis, names: Names, metrics: Metrics, *, interval_s: float = 1.0
+        self, redis: Redis, names: Names, metrics: GatewayMetrics, *, interval_s: float = 1.0
     ) -> None:
         self.redis = redis
         self.names = names
@@ -39,16 +39,12 @@ class BatchesInFlight:
         self.interval_s = interval_s
         self.count = 0
 
+    async def refresh(self) -> None:
+        self.count = await count_running_batches(self.redis, self.names)
+        self.metrics.set_batches_in_flight(self.count)
+
     async def run(self) -> None:
-        while True:
-            try:
-                self.count = await count_running_batches(self.redis, self.names)
-                self.metrics.set_batches_in_flight(self.count)
-            except RedisError as exc:
-                raise_if_cancelling(exc)
-                log.warning("batches_in_flight_unavailable", error=repr(exc))
-            raise_if_cancelling()
-            await asyncio.sleep(self.interval_s)
+        await periodic("batches_in_flight", self.refresh, self.interval_s, survives=(RedisError,))
 
 
 def short_queue_names(names: Names, depths: Mapping[str, int]) -> dict[str, int]:
@@ -67,10 +63,14 @@ async def build_overview(
 ) -> dict[str, Any]:
     now = time.time()
     instances = []
-    for entry in await read_instances(redis, names):
-        age_s = max(0.0, now - float(entry.get("last_seen", 0)))
+    for beat in await read_instances(redis, names):
+        age_s = max(0.0, now - beat.last_seen)
         instances.append(
-            {**entry, "age_s": round(age_s, 3), "stale": age_s > STALE_BEATS * heartbeat_s + 1}
+            {
+                **beat.model_dump(mode="json"),
+                "age_s": round(age_s, 3),
+                "stale": age_s > STALE_BEATS * heartbeat_s + 1,
+            }
         )
     return {
         "namespace": names.namespace,

@@ -13,7 +13,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared.lifecycle import raise_if_cancelling
+from shared.periodic import raise_if_cancelling
 
 log = structlog.get_logger()
 
@@ -26,7 +26,12 @@ class BatchWaiters:
         self.subscribed = asyncio.Event()
 
     async def run(self) -> None:
-        """Listen for finished batches, resubscribing after a Redis outage."""
+        """Listen for finished batches, resubscribing after a Redis outage.
+
+        Not a :func:`~shared.periodic.periodic` step: it blocks on the subscription and only
+        loops to reconnect. Any error other than Redis's ends the task, and so the
+        gateway's task group, rather than leaving long-polls waiting on a dead listener.
+        """
         while True:
             try:
                 async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:

@@ -20,7 +20,6 @@ from services.worker.decide import DeadLetter, Decision, Defer, Requeue, Retry, 
 from services.worker.executors import CpuRunner
 from services.worker.steps import JobSteps
 from shared.jobs import InvalidMessage, Job, Result, decode_job
-from shared.lifecycle import raise_if_cancelling
 from shared.logging import context_headers, job_context
 from shared.messaging import (
     BROKER_ERRORS,
@@ -29,7 +28,8 @@ from shared.messaging import (
     make_message,
     publish_confirmed,
 )
-from shared.metrics import Metrics
+from shared.metrics import WorkerMetrics
+from shared.periodic import raise_if_cancelling
 from shared.settings import Settings
 
 log = structlog.get_logger()
@@ -43,7 +43,7 @@ class JobConsumer:
         jobs_queue: AbstractQueue,
         steps: JobSteps,
         cpu: CpuRunner,
-        metrics: Metrics | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.names = settings.names
@@ -54,8 +54,8 @@ class JobConsumer:
         self.inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue(
             maxsize=settings.effective_prefetch
         )
-        self.metrics = metrics or Metrics(
-            "worker", settings.instance, mode=settings.worker_mode.value, process_metrics=False
+        self.metrics = metrics or WorkerMetrics(
+            settings.instance, mode=settings.worker_mode.value, process_metrics=False
         )
         self.consumer_tag: str | None = None
         self.received = 0

@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 
 from services.aggregator.fold import ResultFolder
 from services.gateway.app import Gateway, create_app
+from services.gateway.waiters import BatchWaiters
 from shared.jobs import BatchRequest, JobKind, JobParams, Result
 from shared.messaging import queue_depths
 from shared.names import Names
@@ -231,3 +232,23 @@ async def test_an_abort_that_fails_is_logged(settings: Settings, redis: Redis) -
             await finish_cancelled(submit, batch_ids)
     failed = [e for e in logs if e["event"] == "batch_abort_failed"]
     assert failed and "ResponseError" in failed[0]["error"], logs
+
+
+async def test_a_dead_long_poll_listener_stops_the_gateway_loudly(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listener catches only Redis's errors; anything else must not leave long-polls
+    waiting on nobody: the runtime logs it and tells the server to stop."""
+
+    async def broken(self: BatchWaiters) -> None:
+        raise RuntimeError("listener bug")
+
+    monkeypatch.setattr(BatchWaiters, "run", broken)
+    failures: list[BaseException] = []
+    app = create_app(settings, on_failure=failures.append)
+    with capture_logs() as logs, pytest.raises(ExceptionGroup):
+        async with app.router.lifespan_context(app):
+            await asyncio.sleep(5)
+    assert [str(error) for error in failures] == ["listener bug"]
+    failed = [line for line in logs if line["event"] == "background_task_failed"]
+    assert [line["task"] for line in failed] == ["batch_waiters"]

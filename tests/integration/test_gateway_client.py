@@ -116,7 +116,7 @@ async def test_readiness_health_and_instances(client: AsyncGatewayClient) -> Non
         if instances.instances:
             break
         await asyncio.sleep(0.1)
-    assert [beat["service"] for beat in instances.instances] == ["gateway"]
+    assert [beat.service for beat in instances.instances] == ["gateway"]
 
 
 async def test_refusals_are_one_line_errors(client: AsyncGatewayClient) -> None:

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from services.probe import ProbeFailed, Service, probe_heartbeat
-from shared.lifecycle import Heartbeat
+from shared.heartbeat import Heartbeat, WorkerBeat
 from shared.settings import Settings
 
 
@@ -53,7 +53,7 @@ async def test_heartbeats_of_dead_instances_are_forgotten(redis: Redis, settings
         },
     )
     heartbeat = Heartbeat(
-        redis, settings.names, service="worker", instance="alive", interval_s=0.05, stats=dict
+        redis, settings.names, model=WorkerBeat, instance="alive", interval_s=0.05, stats=dict
     )
     task = asyncio.create_task(heartbeat.run())
     await asyncio.sleep(0.5)

@@ -28,9 +28,9 @@ def test_heartbeats_of_this_host_and_service_count() -> None:
         "pod-worker-abc": beat("worker", "pod-worker-abc"),
     }
     mine = own_heartbeats(entries, "worker", instance="box-1234", hostname="box")
-    assert [b["instance"] for b in mine] == ["box-7"]
+    assert [b.instance for b in mine] == ["box-7"]
     named = own_heartbeats(entries, "worker", instance="pod-worker-abc", hostname="node")
-    assert [b["instance"] for b in named] == ["pod-worker-abc"]
+    assert [b.instance for b in named] == ["pod-worker-abc"]
 
 
 def test_an_unreachable_gateway_fails_with_one_line(monkeypatch) -> None:

@@ -6,7 +6,13 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.looplag import LoopLagMonitor
-from shared.metrics import Metrics, step_family
+from shared.metrics import (
+    AggregatorMetrics,
+    GatewayMetrics,
+    Metrics,
+    WorkerMetrics,
+    step_family,
+)
 
 WORKER = {"service": "worker", "instance": "w1", "mode": "processes"}
 
@@ -18,7 +24,7 @@ def families(metrics: Metrics) -> dict[str, list[tuple[dict[str, str], float]]]:
 
 
 def test_every_family_carries_the_prefix_and_its_labels() -> None:
-    metrics = Metrics("worker", "w1", mode="processes", process_metrics=False)
+    metrics = WorkerMetrics("w1", mode="processes", process_metrics=False)
     metrics.job_received("cpu")
     metrics.job_completed("mixed", {"io_before": 5.0, "cpu": 20.0, "io_after": 5.0})
     metrics.job_failed("io")
@@ -54,7 +60,7 @@ def test_step_names_fold_into_io_and_cpu() -> None:
 
 
 def test_gauges_read_live_values_at_scrape_time() -> None:
-    metrics = Metrics("worker", "w1", mode="processes", process_metrics=False)
+    metrics = WorkerMetrics("w1", mode="processes", process_metrics=False)
     state = {"in_flight": 3, "busy": 2}
     metrics.track_worker(lambda: state["in_flight"], lambda: state["busy"])
     metrics.set_pool_size(4)
@@ -66,7 +72,7 @@ def test_gauges_read_live_values_at_scrape_time() -> None:
 
 
 def test_gateway_figures_queue_depths_and_http() -> None:
-    metrics = Metrics("gateway", "g1", process_metrics=False)
+    metrics = GatewayMetrics("g1", process_metrics=False)
     depths = {"ns.jobs": 12, "ns.results": 0}
     metrics.track_queue_depths(lambda: depths)
     metrics.batch_accepted("cpu", 100)
@@ -93,7 +99,7 @@ def test_gateway_figures_queue_depths_and_http() -> None:
 
 
 def test_aggregator_fold_counters() -> None:
-    metrics = Metrics("aggregator", "a1", process_metrics=False)
+    metrics = AggregatorMetrics("a1", process_metrics=False)
     metrics.fold_outcome(folded=10, duplicates=2, orphans=1, done=1)
     metrics.fold_outcome(folded=5, duplicates=0, orphans=0, done=0)
     found = families(metrics)
@@ -105,7 +111,7 @@ def test_aggregator_fold_counters() -> None:
 
 
 async def test_loop_lag_is_observed_into_the_histogram() -> None:
-    metrics = Metrics("aggregator", "a1", process_metrics=False)
+    metrics = AggregatorMetrics("a1", process_metrics=False)
     monitor = LoopLagMonitor(0.01)
     metrics.track_loop_lag(monitor)
     task = asyncio.create_task(monitor.run())
@@ -117,8 +123,8 @@ async def test_loop_lag_is_observed_into_the_histogram() -> None:
 
 
 def test_two_services_in_one_process_keep_separate_registries() -> None:
-    first = Metrics("gateway", "g1", process_metrics=False)
-    second = Metrics("gateway", "g2", process_metrics=False)
+    first = GatewayMetrics("g1", process_metrics=False)
+    second = GatewayMetrics("g2", process_metrics=False)
     first.batch_accepted("io", 3)
     assert (
         second.registry.get_sample_value(
@@ -129,7 +135,7 @@ def test_two_services_in_one_process_keep_separate_registries() -> None:
 
 
 def test_serve_answers_a_scrape_and_stops() -> None:
-    metrics = Metrics("aggregator", "a1")
+    metrics = AggregatorMetrics("a1")
     metrics.fold_outcome(folded=4, duplicates=0, orphans=0, done=1)
     server = metrics.serve("127.0.0.1", 0)
     try:
@@ -148,9 +154,14 @@ def test_every_metric_the_grafana_dashboard_queries_is_exported() -> None:
     queried = set(re.findall(r"coord_[a-z_]+", board))
     assert queried, "the dashboard queries no coord_ metric"
     exported = set()
-    for service in ("gateway", "worker", "aggregator"):
-        metrics = Metrics(service, "x", mode="processes", process_metrics=False)
-        metrics.track_queue_depths(lambda: {"ns.jobs": 0})
+    gateway = GatewayMetrics("x", process_metrics=False)
+    gateway.track_queue_depths(lambda: {"ns.jobs": 0})
+    roles: list[Metrics] = [
+        gateway,
+        WorkerMetrics("x", mode="processes", process_metrics=False),
+        AggregatorMetrics("x", process_metrics=False),
+    ]
+    for metrics in roles:
         for family in metrics.registry.collect():
             exported |= {sample.name for sample in family.samples} | {family.name}
         exported |= {
@@ -159,3 +170,16 @@ def test_every_metric_the_grafana_dashboard_queries_is_exported() -> None:
             for suffix in ("_total", "_bucket", "_count", "_sum")
         }
     assert queried <= exported, sorted(queried - exported)
+
+
+def test_each_role_registers_only_its_own_series() -> None:
+    def names(metrics: Metrics) -> set[str]:
+        return {family.name for family in metrics.registry.collect()}
+
+    worker = names(WorkerMetrics("w", mode="threads", process_metrics=False))
+    gateway = names(GatewayMetrics("g", process_metrics=False))
+    aggregator = names(AggregatorMetrics("a", process_metrics=False))
+    assert "coord_jobs_completed" in worker and "coord_jobs_completed" not in gateway | aggregator
+    assert "coord_batches_accepted" in gateway and "coord_batches_accepted" not in worker
+    assert "coord_results_folded" in aggregator and "coord_results_folded" not in gateway | worker
+    assert {"coord_loop_lag_seconds"} <= worker & gateway & aggregator

@@ -3,11 +3,13 @@ import os
 import pytest
 
 from loadtests.compare.drive import cpu_percent, cpu_seconds, lag_summaries
+from shared.heartbeat import LoopLag, WorkerBeat
 from shared.looplag import lag_bucket
 
 
-def beat(histogram: dict[float, int]) -> dict[str, object]:
-    return {"loop_lag_ms": {"histogram": {str(lag_bucket(ms)): n for ms, n in histogram.items()}}}
+def beat(histogram: dict[float, int]) -> WorkerBeat:
+    counts = {str(lag_bucket(ms)): n for ms, n in histogram.items()}
+    return WorkerBeat(instance="worker", loop_lag_ms=LoopLag(histogram=counts))
 
 
 def test_lag_over_the_window_comes_from_the_heartbeats_on_either_side() -> None:

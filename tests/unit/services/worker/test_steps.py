@@ -6,7 +6,7 @@ import os
 from services.worker.executors import CpuRunner
 from services.worker.steps import JobSteps
 from shared.jobs import Job, JobKind
-from shared.metrics import Metrics
+from shared.metrics import WorkerMetrics
 from shared.names import Names
 from shared.settings import WorkerMode
 
@@ -16,7 +16,7 @@ WORKER = {"service": "worker", "instance": "w1", "mode": "processes"}
 async def test_process_pool_figures_are_complete_without_multiprocess_mode() -> None:
     """CPU steps run in pool processes, yet every one is counted: timing stays in this process."""
     assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
-    metrics = Metrics("worker", "w1", mode="processes", process_metrics=False)
+    metrics = WorkerMetrics("w1", mode="processes", process_metrics=False)
     cpu = CpuRunner(WorkerMode.PROCESSES, 2)
     try:
         steps = JobSteps(None, Names("unit"), cpu)  # type: ignore[arg-type]  # cpu jobs use no Redis
