@@ -320,11 +320,15 @@ def throttle_text(result: ScenarioResult | None) -> str:
     )
 
 
+QUOTA_CLAIM = 9
+"""After the five claims and the runtimes' 6 to 8 (loadtests/compare/runtime_verdicts.py)."""
+
+
 def claim_quota(results: CompareResults) -> Claim:
     text = "A pool sized by os.cpu_count() oversubscribes a CPU-limited container."
     if results.machine.container_engine is None:
         return Claim(
-            number=6,
+            number=QUOTA_CLAIM,
             text=text,
             verdict="not measured",
             evidence="no container engine: `make up ENGINE=podman` once (or start Docker), "
@@ -351,7 +355,7 @@ def claim_quota(results: CompareResults) -> Claim:
             f"{num(lag_p99(mixed_fitted))} ms, I/O p99 {num(io_p99(mixed_naive))} vs "
             f"{num(io_p99(mixed_fitted))} ms"
         )
-    return Claim(number=6, text=text, verdict=verdict(checks), evidence=evidence)
+    return Claim(number=QUOTA_CLAIM, text=text, verdict=verdict(checks), evidence=evidence)
 
 
 def claims(results: CompareResults) -> list[Claim]:
