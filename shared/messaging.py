@@ -8,7 +8,7 @@ the broker might have lost.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -53,6 +53,36 @@ async def open_publishing_channel(connection: AbstractConnection) -> AbstractCha
     as if it were confirmed, which would make ``mandatory=True`` meaningless.
     """
     return await connection.channel(publisher_confirms=True, on_return_raises=True)
+
+
+class Subscription:
+    """One consumer on one queue with manual acks, as both the worker and the aggregator run it.
+
+    Stopping asks the broker for no more messages; the ones delivered but not yet acked go
+    back to the queue when the channel closes, so stopping never loses a message.
+    """
+
+    def __init__(
+        self,
+        queue: AbstractQueue,
+        on_message: Callable[[AbstractIncomingMessage], Awaitable[Any]],
+    ) -> None:
+        self.queue = queue
+        self.on_message = on_message
+        self.tag: str | None = None
+
+    async def start(self, **log_fields: Any) -> None:
+        self.tag = await self.queue.consume(self.on_message, no_ack=False)
+        log.info("consuming", queue=self.queue.name, **log_fields)
+
+    async def stop(self) -> None:
+        if self.tag is None:
+            return
+        try:
+            await self.queue.cancel(self.tag)
+        except BROKER_ERRORS as exc:
+            log.warning("cancel_consumer_failed", error=repr(exc))
+        self.tag = None
 
 
 def from_lost_channel(message: AbstractIncomingMessage) -> bool:

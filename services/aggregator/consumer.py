@@ -17,7 +17,7 @@ from services.aggregator.fold import ResultFolder
 from services.aggregator.pending import PendingResults
 from shared.jobs import InvalidMessage, decode_result
 from shared.logging import context_headers, job_context
-from shared.messaging import BROKER_ERRORS
+from shared.messaging import BROKER_ERRORS, Subscription
 from shared.metrics import AggregatorMetrics
 from shared.periodic import raise_if_cancelling
 from shared.settings import Settings
@@ -38,7 +38,7 @@ class ResultConsumer:
         self.results_queue = results_queue
         self.folder = folder
         self.pending = PendingResults()
-        self.consumer_tag: str | None = None
+        self.subscription = Subscription(results_queue, self.on_message)
         self.folded = 0
         self.duplicates = 0
         self.orphans = 0
@@ -47,16 +47,10 @@ class ResultConsumer:
         self.acks_lost = 0
 
     async def start_consuming(self) -> None:
-        self.consumer_tag = await self.results_queue.consume(self.on_message, no_ack=False)
-        log.info("consuming", queue=self.results_queue.name)
+        await self.subscription.start()
 
     async def stop_consuming(self) -> None:
-        if self.consumer_tag is not None:
-            try:
-                await self.results_queue.cancel(self.consumer_tag)
-            except BROKER_ERRORS as exc:
-                log.warning("cancel_consumer_failed", error=repr(exc))
-            self.consumer_tag = None
+        await self.subscription.stop()
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         try:

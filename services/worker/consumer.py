@@ -24,6 +24,7 @@ from shared.logging import context_headers, job_context
 from shared.messaging import (
     BROKER_ERRORS,
     PUBLISH_REFUSED,
+    Subscription,
     from_lost_channel,
     make_message,
     publish_confirmed,
@@ -57,7 +58,7 @@ class JobConsumer:
         self.metrics = metrics or WorkerMetrics(
             settings.instance, mode=settings.worker_mode.value, process_metrics=False
         )
-        self.consumer_tag: str | None = None
+        self.subscription = Subscription(jobs_queue, self.inbox.put)
         self.received = 0
         self.in_flight = 0
         self.completed = 0
@@ -73,22 +74,12 @@ class JobConsumer:
         return self.channel.default_exchange
 
     async def start_consuming(self) -> None:
-        self.consumer_tag = await self.jobs_queue.consume(self.inbox.put, no_ack=False)
-        log.info(
-            "consuming",
-            queue=self.names.jobs_queue,
-            prefetch=self.settings.effective_prefetch,
-            runners=self.settings.runners,
+        await self.subscription.start(
+            prefetch=self.settings.effective_prefetch, runners=self.settings.runners
         )
 
     async def stop_consuming(self) -> None:
-        """Ask the broker for no more jobs; unacked ones go back to the queue on close."""
-        if self.consumer_tag is not None:
-            try:
-                await self.jobs_queue.cancel(self.consumer_tag)
-            except BROKER_ERRORS as exc:
-                log.warning("cancel_consumer_failed", error=repr(exc))
-            self.consumer_tag = None
+        await self.subscription.stop()
 
     async def runner(self) -> None:
         while True:
