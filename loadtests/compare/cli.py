@@ -70,6 +70,10 @@ LOG_LEVEL = "warning"
 """A log line per job is not what is compared; it would only add the same cost everywhere."""
 
 
+class NothingToCompare(Exception):
+    """``--only`` matched no scenario of this run (the message says what names look like)."""
+
+
 def load_average() -> list[float] | None:
     return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
@@ -244,6 +248,11 @@ class Comparison:
         if self.container_starter is not None:
             every += container_matrix(self.plan, os.cpu_count() or 1)
         scenarios = [s for s in every if self.only is None or self.only in s.name]
+        if not scenarios:
+            raise NothingToCompare(
+                f"no scenario matches --only {self.only!r}; names look like "
+                f"{', '.join(s.name for s in every[:3])}, …"
+            )
         overall = self.progress.add_task("calibrated", total=len(scenarios) + 1)
         with (
             Live(

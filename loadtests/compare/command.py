@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from coordctl.cli import console, fail, settings_or_fail
-from loadtests.compare.cli import print_verdicts, run_compare
+from loadtests.compare.cli import NothingToCompare, print_verdicts, run_compare
 
 
 def compare(
@@ -24,9 +24,12 @@ def compare(
 ) -> None:
     """Measure one loop, threads, a process pool and replicas against the physical limit."""
     settings = settings_or_fail()
-    folder, results = run_compare(
-        quick=quick, out=out, base=settings, console=console, local=local, only=only
-    )
+    try:
+        folder, results = run_compare(
+            quick=quick, out=out, base=settings, console=console, local=local, only=only
+        )
+    except NothingToCompare as exc:
+        fail(str(exc))
     print_verdicts(results, console)
     console.print(f"report: [bold]{folder / 'report.md'}[/] (also {out / 'latest'})")
     failed = [s.name for s in results.scenarios if s.error is not None]
