@@ -13,9 +13,10 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from redis.exceptions import RedisError
 
-from services.aggregator.fold import ResultFolder
+from services.aggregator.acks import UnsettledTags
+from services.aggregator.fold import FoldOutcome, ResultFolder
 from services.aggregator.pending import PendingResults
-from shared.jobs import InvalidMessage, decode_result
+from shared.jobs import InvalidMessage, Result, decode_result
 from shared.lifecycle import raise_if_cancelling
 from shared.logging import context_headers, job_context
 from shared.messaging import BROKER_ERRORS
@@ -38,6 +39,7 @@ class ResultConsumer:
         self.results_queue = results_queue
         self.folder = folder
         self.pending = PendingResults()
+        self.unsettled = UnsettledTags()
         self.consumer_tag: str | None = None
         self.folded = 0
         self.duplicates = 0
@@ -45,6 +47,7 @@ class ResultConsumer:
         self.batches_done = 0
         self.dead_lettered = 0
         self.acks_lost = 0
+        self.slices_acked_at_once = 0
 
     async def start_consuming(self) -> None:
         self.consumer_tag = await self.results_queue.consume(self.on_message, no_ack=False)
@@ -59,13 +62,17 @@ class ResultConsumer:
             self.consumer_tag = None
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
+        self.unsettled.received(message)
         try:
             result = decode_result(message.body)
         except InvalidMessage as exc:
             self.dead_lettered += 1
             with job_context(**context_headers(message.headers)):
                 log.warning("result_dead_lettered", reason=str(exc))
-            await message.reject(requeue=False)
+            try:
+                await message.reject(requeue=False)
+            finally:
+                self.unsettled.settled([message])
             return
         self.pending.add(message, result)
 
@@ -83,8 +90,48 @@ class ResultConsumer:
             for message, _ in taken:
                 with contextlib.suppress(Exception):
                     await message.nack(requeue=True)
+            self.unsettled.settled([message for message, _ in taken])
             return
         refused = set(outcome.invalid)
+        lost = await self.settle(taken, refused)
+        if lost:
+            log.warning("acks_lost", error=repr(lost[0]), lost=len(lost), results=len(taken))
+        self.acks_lost += len(lost)
+        self.count(outcome, refused)
+
+    async def settle(
+        self, taken: list[tuple[AbstractIncomingMessage, Any]], refused: set[int]
+    ) -> list[BaseException]:
+        """Ack the folded results and reject the refused ones; the broker errors of what
+        could not be settled (those are redelivered, and the fold absorbs them)."""
+        messages = [message for message, _ in taken]
+        try:
+            last = (
+                None
+                if refused or not self.settings.aggregator_ack_multiple
+                else self.unsettled.last_if_one_ack_settles(messages)
+            )
+            if last is not None:
+                try:
+                    await last.ack(multiple=True)
+                except BROKER_ERRORS as exc:
+                    raise_if_cancelling(exc)
+                    return [exc] * len(taken)
+                self.slices_acked_at_once += 1
+                for _, result in taken:
+                    self.log_folded(result)
+                return []
+            return await self.settle_each(taken, refused)
+        finally:
+            self.unsettled.settled(messages)
+
+    def log_folded(self, result: Result) -> None:
+        with job_context(job_id=result.job_id, batch_id=result.batch_id, trace_id=result.trace_id):
+            log.info("result_folded", ok=result.ok, worker=result.worker)
+
+    async def settle_each(
+        self, taken: list[tuple[AbstractIncomingMessage, Any]], refused: set[int]
+    ) -> list[BaseException]:
         lost: list[BaseException] = []
         for index, (message, result) in enumerate(taken):
             # Each ack or reject on its own: a slice that spans a reconnect holds messages
@@ -101,13 +148,10 @@ class ResultConsumer:
                 raise_if_cancelling(exc)
                 lost.append(exc)
                 continue
-            with job_context(
-                job_id=result.job_id, batch_id=result.batch_id, trace_id=result.trace_id
-            ):
-                log.info("result_folded", ok=result.ok, worker=result.worker)
-        if lost:
-            log.warning("acks_lost", error=repr(lost[0]), lost=len(lost), results=len(taken))
-        self.acks_lost += len(lost)
+            self.log_folded(result)
+        return lost
+
+    def count(self, outcome: FoldOutcome, refused: set[int]) -> None:
         self.folded += outcome.folded
         self.duplicates += outcome.duplicates
         self.orphans += outcome.orphans
@@ -142,4 +186,5 @@ class ResultConsumer:
             "batches_done": self.batches_done,
             "dead_lettered": self.dead_lettered,
             "acks_lost": self.acks_lost,
+            "slices_acked_at_once": self.slices_acked_at_once,
         }
