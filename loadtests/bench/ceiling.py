@@ -134,7 +134,8 @@ async def measure_ceiling(
             await loop.run_in_executor(None, pipe.recv)
         meter = CpuMeter(
             {"publisher": os.getpid(), "relay": relay.pid or 0, "sink": sink.pid or 0}
-            | dict(servers or {})
+            | dict(servers or {}),
+            alone=frozenset({"publisher"}),
         )
         connection = await aio_pika.connect_robust(hops.url)
         async with connection:

@@ -20,12 +20,12 @@ from shared.settings import Settings
 SHARED_NOTE = "broker and redis are shared with other users: their µs/job are upper bounds"
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` and its children; 0 once it is gone."""
+def cpu_seconds(pid: int, *, children: bool = True) -> float:
+    """User + system CPU time of ``pid`` (and its children, a worker's pool); 0 once gone."""
     try:
         process = psutil.Process(pid)
         total = 0.0
-        for member in [process, *process.children(recursive=True)]:
+        for member in [process, *(process.children(recursive=True) if children else ())]:
             times = member.cpu_times()
             total += times.user + times.system
     except psutil.Error:
@@ -71,12 +71,17 @@ def cluster_pids(state: ClusterState) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class CpuMeter:
-    """Named pids whose CPU time is read around a run."""
+    """Named pids whose CPU time is read around a run; those named in ``alone`` without
+    their children (the bench process itself, whose children are the measured ones)."""
 
     pids: Mapping[str, int]
+    alone: frozenset[str] = frozenset()
 
     def read(self) -> dict[str, float]:
-        return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        return {
+            name: cpu_seconds(pid, children=name not in self.alone)
+            for name, pid in self.pids.items()
+        }
 
     @staticmethod
     def per_job_us(
