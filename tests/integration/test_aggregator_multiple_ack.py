@@ -119,11 +119,14 @@ async def publish_refused(settings: Settings, amqp: AbstractRobustConnection) ->
 
 
 async def test_results_consumed_in_order_are_acked_a_slice_at_a_time(
-    in_process: Callable[..., InProcessCluster], settings: Settings, redis: Redis
+    in_process: Callable[..., InProcessCluster],
+    settings: Settings,
+    amqp: AbstractRobustConnection,
+    redis: Redis,
 ) -> None:
-    await new_batch(redis, settings, BATCH_ID, expected=200)
+    """Published before the aggregator starts, so they arrive in a burst, as under load."""
+    await setup(settings, amqp, redis, 200)
     async with in_process(aggregator_batch=50) as cluster:
-        await cluster.publish_results([result(BATCH_ID, i).encode() for i in range(200)])
 
         async def all_folded() -> bool:
             return cluster.aggregator.folded == 200
