@@ -37,6 +37,8 @@ class UnsettledTags:
             self.by_channel.setdefault(channel, set()).add(message.delivery_tag)
 
     def settled(self, messages: Sequence[AbstractIncomingMessage]) -> None:
+        if not self.by_channel:
+            return
         for message in messages:
             channel = live_channel(message)
             tags = self.by_channel.get(channel) if channel is not None else None
