@@ -8,7 +8,7 @@ raise :class:`InvalidMessage` so a bad message can be dead-lettered instead of c
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -85,7 +85,7 @@ class Job:
     deferrals: int = 0
 
     def encode(self) -> bytes:
-        return codec.dumps(asdict(self))
+        return codec.dumps_dataclass(self)
 
 
 @dataclass(slots=True)
@@ -104,7 +104,7 @@ class Result:
     trace_id: str = ""
 
     def encode(self) -> bytes:
-        return codec.dumps(asdict(self))
+        return codec.dumps_dataclass(self)
 
 
 def _load(body: bytes) -> dict[str, Any]:

@@ -121,6 +121,11 @@ class Settings(BaseSettings):
 
     aggregator_batch: int = Field(default=500, ge=1, le=10_000)
     aggregator_prefetch: int = Field(default=2000, ge=1, le=65_535)
+    aggregator_ack_multiple: bool = Field(
+        default=True,
+        description="Ack a folded slice with one multiple ack when exactly its messages are "
+        "the channel's unsettled ones up to its last; otherwise each on its own.",
+    )
     batch_ttl_s: int = Field(
         default=86_400,
         ge=5,

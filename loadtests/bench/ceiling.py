@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
 import aio_pika
 
+from loadtests.bench.cpu import CpuMeter
 from shared import codec
 from shared.messaging import make_message, publish_confirmed, publish_many_confirmed
 from shared.runtime import run_fast
@@ -38,6 +41,8 @@ class Hops:
 class CeilingResult:
     messages: int
     seconds: float
+    cpu_us: dict[str, float] = field(default_factory=dict)
+    """CPU microseconds per message of the publisher, relay, sink and the servers."""
 
     @property
     def jobs_s(self) -> float:
@@ -109,8 +114,13 @@ def run_sink(hops: Hops, expected: int, report: Connection) -> None:
     run_fast(_sink(hops, expected, report))
 
 
-async def measure_ceiling(hops: Hops, messages: int, *, window: int) -> CeilingResult:
-    """Relay ``messages`` through both hops; time from the first publish to the last ack."""
+async def measure_ceiling(
+    hops: Hops, messages: int, *, window: int, servers: Mapping[str, int] | None = None
+) -> CeilingResult:
+    """Relay ``messages`` through both hops; time from the first publish to the last ack.
+
+    CPU time is read for the three relay processes and for ``servers`` (name -> pid).
+    """
     context = multiprocessing.get_context("spawn")
     relay_ready, relay_end = context.Pipe(duplex=False)
     sink_report, sink_end = context.Pipe(duplex=False)
@@ -122,16 +132,23 @@ async def measure_ceiling(hops: Hops, messages: int, *, window: int) -> CeilingR
         loop = asyncio.get_running_loop()
         for pipe in (relay_ready, sink_report):
             await loop.run_in_executor(None, pipe.recv)
+        meter = CpuMeter(
+            {"publisher": os.getpid(), "relay": relay.pid or 0, "sink": sink.pid or 0}
+            | dict(servers or {}),
+            alone=frozenset({"publisher"}),
+        )
         connection = await aio_pika.connect_robust(hops.url)
         async with connection:
             channel = await connection.channel(publisher_confirms=True)
+            before = meter.read()
             started = time.perf_counter()
             items = ((hops.first, make_message(sample_body(i))) for i in range(messages))
             await publish_many_confirmed(
                 channel.default_exchange, items, window=window, timeout_s=PUBLISH_TIMEOUT_S
             )
         finished: float = await loop.run_in_executor(None, sink_report.recv)
-        return CeilingResult(messages, finished - started)
+        cpu_us = CpuMeter.per_job_us(before, meter.read(), messages)
+        return CeilingResult(messages, finished - started, cpu_us)
     finally:
         for process in (relay, sink):
             process.terminate()

@@ -13,9 +13,10 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from redis.exceptions import RedisError
 
-from services.aggregator.fold import ResultFolder
+from services.aggregator.acks import UnsettledTags
+from services.aggregator.fold import FoldOutcome, ResultFolder
 from services.aggregator.pending import PendingResults
-from shared.jobs import InvalidMessage, decode_result
+from shared.jobs import InvalidMessage, Result, decode_result
 from shared.logging import context_headers, job_context
 from shared.messaging import BROKER_ERRORS, Subscription
 from shared.metrics import AggregatorMetrics
@@ -39,12 +40,14 @@ class ResultConsumer:
         self.folder = folder
         self.pending = PendingResults()
         self.subscription = Subscription(results_queue, self.on_message)
+        self.unsettled = UnsettledTags()
         self.folded = 0
         self.duplicates = 0
         self.orphans = 0
         self.batches_done = 0
         self.dead_lettered = 0
         self.acks_lost = 0
+        self.slices_acked_at_once = 0
 
     async def start_consuming(self) -> None:
         await self.subscription.start()
@@ -53,13 +56,17 @@ class ResultConsumer:
         await self.subscription.stop()
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
+        self.unsettled.received(message)
         try:
             result = decode_result(message.body)
         except InvalidMessage as exc:
             self.dead_lettered += 1
             with job_context(**context_headers(message.headers)):
                 log.warning("result_dead_lettered", reason=str(exc))
-            await message.reject(requeue=False)
+            try:
+                await message.reject(requeue=False)
+            finally:
+                self.unsettled.settled([message])
             return
         self.pending.add(message, result)
 
@@ -77,8 +84,48 @@ class ResultConsumer:
             for message, _ in taken:
                 with contextlib.suppress(Exception):
                     await message.nack(requeue=True)
+            self.unsettled.settled([message for message, _ in taken])
             return
         refused = set(outcome.invalid)
+        lost = await self.settle(taken, refused)
+        if lost:
+            log.warning("acks_lost", error=repr(lost[0]), lost=len(lost), results=len(taken))
+        self.acks_lost += len(lost)
+        self.count(outcome, refused)
+
+    async def settle(
+        self, taken: list[tuple[AbstractIncomingMessage, Any]], refused: set[int]
+    ) -> list[BaseException]:
+        """Ack the folded results and reject the refused ones; the broker errors of what
+        could not be settled (those are redelivered, and the fold absorbs them)."""
+        messages = [message for message, _ in taken]
+        try:
+            last = (
+                None
+                if refused or not self.settings.aggregator_ack_multiple
+                else self.unsettled.last_if_one_ack_settles(messages)
+            )
+            if last is not None:
+                try:
+                    await last.ack(multiple=True)
+                except BROKER_ERRORS as exc:
+                    raise_if_cancelling(exc)
+                    return [exc] * len(taken)
+                self.slices_acked_at_once += 1
+                for _, result in taken:
+                    self.log_folded(result)
+                return []
+            return await self.settle_each(taken, refused)
+        finally:
+            self.unsettled.settled(messages)
+
+    def log_folded(self, result: Result) -> None:
+        with job_context(job_id=result.job_id, batch_id=result.batch_id, trace_id=result.trace_id):
+            log.info("result_folded", ok=result.ok, worker=result.worker)
+
+    async def settle_each(
+        self, taken: list[tuple[AbstractIncomingMessage, Any]], refused: set[int]
+    ) -> list[BaseException]:
         lost: list[BaseException] = []
         for index, (message, result) in enumerate(taken):
             # Each ack or reject on its own: a slice that spans a reconnect holds messages
@@ -95,13 +142,10 @@ class ResultConsumer:
                 raise_if_cancelling(exc)
                 lost.append(exc)
                 continue
-            with job_context(
-                job_id=result.job_id, batch_id=result.batch_id, trace_id=result.trace_id
-            ):
-                log.info("result_folded", ok=result.ok, worker=result.worker)
-        if lost:
-            log.warning("acks_lost", error=repr(lost[0]), lost=len(lost), results=len(taken))
-        self.acks_lost += len(lost)
+            self.log_folded(result)
+        return lost
+
+    def count(self, outcome: FoldOutcome, refused: set[int]) -> None:
         self.folded += outcome.folded
         self.duplicates += outcome.duplicates
         self.orphans += outcome.orphans
@@ -136,4 +180,5 @@ class ResultConsumer:
             "batches_done": self.batches_done,
             "dead_lettered": self.dead_lettered,
             "acks_lost": self.acks_lost,
+            "slices_acked_at_once": self.slices_acked_at_once,
         }

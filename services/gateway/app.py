@@ -235,7 +235,9 @@ class Gateway:
             self.finished.popitem(last=False)
 
 
-def get_gateway(request: Request) -> Gateway:
+async def get_gateway(request: Request) -> Gateway:
+    """Async, as every dependency here: FastAPI runs a plain ``def`` one in its thread pool,
+    a thread hop per request for a lookup."""
     gateway: Gateway = request.app.state.gateway
     return gateway
 
@@ -265,7 +267,7 @@ def create_app(
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
-    def require_api_key(x_api_key: Annotated[str | None, Header()] = None) -> None:
+    async def require_api_key(x_api_key: Annotated[str | None, Header()] = None) -> None:
         """Constant-time, so the answer's timing says nothing about how much of a guess
         matched."""
         expected = settings.api_key

@@ -1,6 +1,9 @@
+from dataclasses import asdict
+
 import pytest
 
 from shared import codec
+from shared.jobs import JobKind, Result
 
 SAMPLE = {"job_id": "a.1", "kind": "cpu", "n": 10_000, "ok": True, "error": None, "x": 0.25}
 
@@ -30,3 +33,22 @@ def test_bad_json_raises_decode_error(backend):
 
 def test_default_serializes_unknown_types(backend):
     assert codec.loads(codec.dumps({"path": object()}, default=lambda _: "?")) == {"path": "?"}
+
+
+def test_a_dataclass_is_written_alike_by_both_backends(monkeypatch):
+    result = Result(
+        job_id="b.1",
+        batch_id="b",
+        kind=JobKind.IO,
+        ok=True,
+        value=3,
+        submitted_at=1.5,
+        finished_at=2.25,
+        worker="w-1",
+        durations_ms={"io_ms": 0.5},
+        trace_id="t",
+    )
+    monkeypatch.setattr(codec, "BACKEND", "json")
+    with_json = codec.dumps_dataclass(result)
+    monkeypatch.setattr(codec, "BACKEND", "orjson")
+    assert codec.dumps_dataclass(result) == with_json == codec.dumps(asdict(result))
