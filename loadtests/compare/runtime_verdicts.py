@@ -16,6 +16,9 @@ from loadtests.compare.verdicts import (
     at_most,
     efficiency,
     lag_p99,
+    lost_updates,
+    maximum,
+    minimum,
     verdict,
 )
 
@@ -86,35 +89,28 @@ def runtime_targets(results: CompareResults) -> list[Target]:
         return []
     race = f.ft_race
     return [
-        Target(
-            name="free-threaded build, threads, GIL off: efficiency on cpu",
-            figure=efficiency(f.ft_threads),
-            threshold=f">= {THREADS_EFFICIENCY}",
-            passed=at_least(efficiency(f.ft_threads), THREADS_EFFICIENCY),
+        minimum(
+            "free-threaded build, threads, GIL off: efficiency on cpu",
+            efficiency(f.ft_threads),
+            THREADS_EFFICIENCY,
         ),
-        Target(
-            name="free-threaded build, threads, GIL on: cores' worth on cpu",
-            figure=f.gil_cores,
-            threshold=f"<= {ONE_CORE_SLACK}",
-            passed=at_most(f.gil_cores, ONE_CORE_SLACK),
+        maximum(
+            "free-threaded build, threads, GIL on: cores' worth on cpu", f.gil_cores, ONE_CORE_SLACK
         ),
-        Target(
-            name="subinterpreters in one process: efficiency on cpu",
-            figure=efficiency(f.interpreters),
-            threshold=f">= {THREADS_EFFICIENCY}",
-            passed=at_least(efficiency(f.interpreters), THREADS_EFFICIENCY),
+        minimum(
+            "subinterpreters in one process: efficiency on cpu",
+            efficiency(f.interpreters),
+            THREADS_EFFICIENCY,
         ),
-        Target(
-            name="threads race on the free-threaded build: updates lost without a lock",
-            figure=None if race is None else race.unsafe.lost,
-            threshold="> 0",
-            passed=None if race is None else race.unsafe.lost > 0,
+        lost_updates(
+            "threads race on the free-threaded build: updates lost without a lock",
+            race.unsafe if race else None,
+            guarded=False,
         ),
-        Target(
-            name="threads race on the free-threaded build: updates lost with threading.Lock",
-            figure=None if race is None else race.safe.lost,
-            threshold="= 0",
-            passed=None if race is None else race.safe.lost == 0,
+        lost_updates(
+            "threads race on the free-threaded build: updates lost with threading.Lock",
+            race.safe if race else None,
+            guarded=True,
         ),
     ]
 
