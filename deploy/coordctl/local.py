@@ -161,17 +161,16 @@ def service_env(settings: Settings, **overrides: str) -> dict[str, str]:
 def ensure_servers(settings: Settings, state: ClusterState) -> None:
     """Start private RabbitMQ/Redis where nothing listens on the configured local address."""
     run_dir = Path(state.run_dir)
-    amqp_host, amqp_port = host_port(settings.amqp_url.get_secret_value(), 5672)
-    if not is_listening(amqp_host, amqp_port):
-        if amqp_host not in ("127.0.0.1", "localhost", "::1"):
-            raise ServerUnavailable(f"RabbitMQ at {amqp_host}:{amqp_port} is not reachable")
-        state.servers.append(start_private_rabbitmq(run_dir, amqp_port))
-        state.save()
-    redis_host, redis_port = host_port(settings.redis_url.get_secret_value(), 6379)
-    if not is_listening(redis_host, redis_port):
-        if redis_host not in ("127.0.0.1", "localhost", "::1"):
-            raise ServerUnavailable(f"Redis at {redis_host}:{redis_port} is not reachable")
-        state.servers.append(start_private_redis(run_dir, redis_port))
+    for what, url, default_port, start in (
+        ("RabbitMQ", settings.amqp_url, 5672, start_private_rabbitmq),
+        ("Redis", settings.redis_url, 6379, start_private_redis),
+    ):
+        host, port = host_port(url.get_secret_value(), default_port)
+        if is_listening(host, port):
+            continue
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ServerUnavailable(f"{what} at {host}:{port} is not reachable")
+        state.servers.append(start(run_dir, port))
         state.save()
 
 
