@@ -15,7 +15,8 @@ Who starts the group: the local launcher starts each process as a member of its 
 ``cluster status`` and ``cluster down`` see every pid); in a container,
 ``python -m services.gateway`` with ``COORD_GATEWAYS=N`` runs :func:`run_group`, which
 starts N processes, forwards SIGTERM and SIGINT to them, replaces one that dies, and
-stops all when one cannot start.
+stops all when one never started (exit code 3, as uvicorn's own supervisor does: a bad
+setting or a port it may not join would fail the same way again).
 """
 
 from __future__ import annotations
@@ -32,15 +33,13 @@ from dataclasses import dataclass
 from types import FrameType
 
 import structlog
+from uvicorn.config import STARTUP_FAILURE
 
 from shared.metrics import MULTIPROCESS_DIR_ENV, forget_process
 from shared.settings import Settings
 
 log = structlog.get_logger()
 
-STARTUP_GRACE_S = 10.0
-"""A process that exits sooner after its start is broken (a bad setting, a port it may not
-join); starting it again would fail the same way, so the group stops instead."""
 
 
 def bind_reuse_port(host: str, port: int) -> socket.socket:
@@ -87,7 +86,6 @@ def fresh_metrics_dir(parent: str | None = None) -> str:
 class Child:
     index: int
     process: subprocess.Popen[bytes]
-    started: float
 
 
 def run_group(settings: Settings) -> int:
@@ -113,7 +111,7 @@ def run_group(settings: Settings) -> int:
         )
         process = subprocess.Popen([sys.executable, "-m", "services.gateway"], env=env)
         log.info("gateway_process_started", index=index, pid=process.pid)
-        return Child(index, process, time.monotonic())
+        return Child(index, process)
 
     children = [start(index) for index in range(1, settings.gateways + 1)]
     failed = False
@@ -126,7 +124,7 @@ def run_group(settings: Settings) -> int:
                     continue
                 forget_process(child.process.pid)
                 log.error("gateway_process_exited", index=child.index, exit_code=code)
-                if time.monotonic() - child.started < STARTUP_GRACE_S:
+                if code == STARTUP_FAILURE:
                     failed = True
                     break
                 children[position] = start(child.index)
