@@ -72,7 +72,7 @@ def forget_process(pid: int) -> None:
     """Drop the live gauges of a process of the group that has exited (its counters stay:
     a total must not fall when a process is replaced)."""
     if (path := multiprocess_dir()) is not None:
-        mark_process_dead(pid, path)
+        mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
 
 
 def step_family(step: str) -> str:
@@ -166,7 +166,7 @@ class Metrics:
         if self.shared_dir is None:
             return generate_latest(self.registry)
         merged = CollectorRegistry()
-        MultiProcessCollector(merged, path=self.shared_dir)
+        MultiProcessCollector(merged, path=self.shared_dir)  # type: ignore[no-untyped-call]
         for collector in self.live_collectors:
             merged.register(collector)
         return generate_latest(merged)

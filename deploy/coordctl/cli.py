@@ -151,7 +151,9 @@ def up(
     started = time.monotonic()
     try:
         gateway_count = "gateway" if settings.gateways == 1 else f"{settings.gateways} gateways"
-        with console.status(f"starting {gateway_count}, {workers} {mode.value} worker(s), aggregator"):
+        with console.status(
+            f"starting {gateway_count}, {workers} {mode.value} worker(s), aggregator"
+        ):
             state = start_local_cluster(
                 settings,
                 workers=workers,

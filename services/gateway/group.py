@@ -41,7 +41,6 @@ from shared.settings import Settings
 log = structlog.get_logger()
 
 
-
 def bind_reuse_port(host: str, port: int) -> socket.socket:
     """A socket bound to ``host:port`` that other processes of this user may bind too;
     uvicorn listens on it (``Server.run(sockets=...)``)."""
