@@ -341,10 +341,6 @@ def main(
     console.print(f"results: {run_dir / 'results.json'}")
 
 
-if __name__ == "__main__":
-    typer.run(main)
-
-
 # Two gateway processes on one port (COORD_GATEWAYS=2, SO_REUSEPORT) against one, at
 # TARGET_USERS single-job submits: alternating rounds, medians, and the CPU of every
 # process, so a missed target shows where the cores went.
@@ -524,3 +520,7 @@ def print_gateways(result: dict[str, Any]) -> None:
         "'machine' is near that, the gateways, the broker, Redis and Locust are sharing "
         "saturated cores and a second gateway process has no core of its own to add"
     )
+
+
+if __name__ == "__main__":
+    typer.run(main)
