@@ -391,6 +391,14 @@ def accepted_per_gateway(url: str) -> dict[str, float]:
     return totals
 
 
+def machine_busy_s(times: Any) -> float:
+    """CPU seconds this machine's processes used, all cores: not idle, I/O wait or the time
+    the hypervisor gave to other machines (steal)."""
+    return float(
+        sum(getattr(times, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq"))
+    )
+
+
 def measure_with_cpu(
     target: Target, groups: dict[str, list[int]], duration_s: int, out: Path
 ) -> dict[str, Any]:
@@ -418,7 +426,7 @@ def measure_with_cpu(
         )
         / duration_s
     )
-    busy = sum(machine_after) - machine_after.idle - (sum(machine_before) - machine_before.idle)
+    busy = machine_busy_s(machine_after) - machine_busy_s(machine_before)
     cpu["machine (all processes)"] = round(100 * busy / duration_s)
     return {
         **run,
@@ -515,10 +523,29 @@ def print_gateways(result: dict[str, Any]) -> None:
             cells.append(f"{statistics.median(values):.0f}%" if values else "-")
         cpu.add_row(process, *cells)
     console.print(cpu)
-    console.print(
-        f"the machine has {os.cpu_count()} cores ({100 * (os.cpu_count() or 1)}%): when "
-        "'machine' is near that, the gateways, the broker, Redis and Locust are sharing "
-        "saturated cores and a second gateway process has no core of its own to add"
+    console.print(gateways_verdict(runs["2 gateways"]))
+
+
+def gateways_verdict(runs: list[dict[str, Any]]) -> str:
+    """Why the ratio is what it is, from the CPU figures: saturated cores, or waiting."""
+    capacity = 100 * (os.cpu_count() or 1)
+    machine = statistics.median(r["cpu_pct"]["machine (all processes)"] for r in runs)
+    gateways = {
+        name: statistics.median(r["cpu_pct"][name] for r in runs)
+        for name in runs[0]["cpu_pct"]
+        if name.startswith("gateway")
+    }
+    each = ", ".join(f"{name} {pct:.0f}%" for name, pct in sorted(gateways.items()))
+    if machine >= 0.9 * capacity:
+        return (
+            f"with 2 gateways the machine was busy {machine:.0f}% of {capacity}% ({each}): "
+            "the gateways, broker, Redis, workers and Locust share saturated cores, so a "
+            "second gateway process has no core of its own to add"
+        )
+    return (
+        f"with 2 gateways the machine was busy {machine:.0f}% of {capacity}% ({each}): "
+        "cores were left idle, so the rate is bounded by waiting (broker confirms, Redis), "
+        "not by a gateway's CPU"
     )
 
 
