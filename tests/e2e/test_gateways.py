@@ -108,6 +108,8 @@ def test_two_gateways_share_the_port(settings: Settings) -> None:
 
         totals = accepted_by_instance(url)
         assert set(totals) == GATEWAYS and all(totals.values()), totals
+        for _ in range(4):  # new connections, so both processes serve the page
+            assert httpx.get(f"{url}/", timeout=5).status_code == 200
         overview = httpx.get(f"{url}/api/overview", timeout=5).json()
         assert {i["instance"] for i in overview["instances"]} >= GATEWAYS
 
