@@ -346,6 +346,7 @@ def main(
 # process, so a missed target shows where the cores went.
 
 TWO_GATEWAYS_TARGET = 1.3
+OTHER_WORK = "other work (neighbours, the idle cluster)"
 """2 gateways' submit rate over 1 gateway's, medians of the same run's rounds."""
 
 
@@ -402,8 +403,10 @@ def machine_busy_s(times: Any) -> float:
 def measure_with_cpu(
     target: Target, groups: dict[str, list[int]], duration_s: int, out: Path
 ) -> dict[str, Any]:
-    """One :func:`measure` run, with the CPU of each process group, Locust and the machine
-    in % of one core, and the requests each gateway process answered."""
+    """One :func:`measure` run, with the CPU of each process group, Locust, the machine and
+    what else ran on it, in % of one core over the run's wall time (Locust's start and
+    stop included), and the requests each gateway process answered."""
+    started = time.monotonic()
     before = {name: cpu_seconds(pids) for name, pids in groups.items()}
     locust_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     machine_before = psutil.cpu_times()
@@ -412,8 +415,9 @@ def measure_with_cpu(
     accepted_after = accepted_per_gateway(target.url)
     machine_after = psutil.cpu_times()
     locust_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall_s = time.monotonic() - started
     cpu = {
-        name: round(100 * (cpu_seconds(pids) - before[name]) / duration_s)
+        name: round(100 * (cpu_seconds(pids) - before[name]) / wall_s)
         for name, pids in groups.items()
     }
     cpu["locust"] = round(
@@ -424,10 +428,12 @@ def measure_with_cpu(
             - locust_before.ru_utime
             - locust_before.ru_stime
         )
-        / duration_s
+        / wall_s
     )
+    ours = sum(cpu.values())
     busy = machine_busy_s(machine_after) - machine_busy_s(machine_before)
-    cpu["machine (all processes)"] = round(100 * busy / duration_s)
+    cpu["machine (all processes)"] = round(100 * busy / wall_s)
+    cpu[OTHER_WORK] = max(0, cpu["machine (all processes)"] - ours)
     return {
         **run,
         "cpu_pct": cpu,
@@ -536,6 +542,8 @@ def gateways_verdict(runs: list[dict[str, Any]]) -> str:
         if name.startswith("gateway")
     }
     each = ", ".join(f"{name} {pct:.0f}%" for name, pct in sorted(gateways.items()))
+    other = statistics.median(r["cpu_pct"][OTHER_WORK] for r in runs)
+    each += f", other work {other:.0f}%"
     if machine >= 0.9 * capacity:
         return (
             f"with 2 gateways the machine was busy {machine:.0f}% of {capacity}% ({each}): "
