@@ -547,8 +547,8 @@ def gateways_verdict(runs: list[dict[str, Any]]) -> str:
     if machine >= 0.9 * capacity:
         return (
             f"with 2 gateways the machine was busy {machine:.0f}% of {capacity}% ({each}): "
-            "the gateways, broker, Redis, workers and Locust share saturated cores, so a "
-            "second gateway process has no core of its own to add"
+            "the gateways, broker, Redis, workers, Locust and other work share saturated "
+            "cores, so a second gateway process has no core of its own to add"
         )
     return (
         f"with 2 gateways the machine was busy {machine:.0f}% of {capacity}% ({each}): "
