@@ -548,7 +548,8 @@ def gateways_verdict(runs: list[dict[str, Any]]) -> str:
         return (
             f"with 2 gateways the machine was busy {machine:.0f}% of {capacity}% ({each}): "
             "the gateways, broker, Redis, workers, Locust and other work share saturated "
-            "cores, so a second gateway process has no core of its own to add"
+            "cores, so a second gateway process brings its own connections and confirm "
+            "window but no core of its own"
         )
     return (
         f"with 2 gateways the machine was busy {machine:.0f}% of {capacity}% ({each}): "
