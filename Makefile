@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 WORKERS ?= 2
+# Gateway processes sharing the gateway's port (SO_REUSEPORT; services/gateway/group.py).
+GATEWAYS ?= 1
 MODE ?= processes
 POOL ?= 0
 # auto: Docker if it answers, else podman when `make up ENGINE=podman` set it up, else local
@@ -18,6 +20,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make up [WORKERS=N] [MODE=blocking|threads|processes] [POOL=P]  start the cluster"
+	@echo "        [GATEWAYS=N]                                               gateway processes on one port"
 	@echo "        [ENGINE=auto|docker|podman|local]                          where it runs"
 	@echo "        [RUNTIME=ft|ft-gil] [PYTHON=path] [MODE=interpreters]      workers on another Python"
 	@echo "make python-ft [PYTHON_FT_VERSION=3.13]                            build free-threaded CPython"
@@ -39,7 +42,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 up: $(STAMP)
-	$(BIN)/cluster up --workers $(WORKERS) --mode $(MODE) --pool $(POOL) --engine $(ENGINE) $(RUNTIME_OPTS)
+	$(BIN)/cluster up --workers $(WORKERS) --gateways $(GATEWAYS) --mode $(MODE) --pool $(POOL) \
+		--engine $(ENGINE) $(RUNTIME_OPTS)
 
 down: $(STAMP)
 	$(BIN)/cluster down --engine $(ENGINE)

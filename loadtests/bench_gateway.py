@@ -15,6 +15,8 @@ import contextlib
 import csv
 import json
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -25,15 +27,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
+import httpx
 import psutil
 import typer
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from coordctl.local import ClusterError
+from coordctl.local import ClusterError, ClusterState
 from coordctl.namespace import purge_namespace
-from coordctl.servers import ServerUnavailable, free_port, wait_listening
+from coordctl.servers import ServerUnavailable, free_port, host_port, wait_listening
 from loadtests.harness import machine, scoped_cluster
 from loadtests.reports import new_run_dir, point_latest
 from shared.settings import Settings, WorkerMode, load_settings
@@ -253,6 +257,9 @@ def main(
     reports: Annotated[Path, typer.Option(help="folder of result folders")] = Path(
         "reports/load-bench"
     ),
+    gateways_rounds: Annotated[
+        int, typer.Option(min=0, max=20, help="rounds of 2 gateways vs 1 (0: skip)")
+    ] = 3,
 ) -> None:
     """Measure the gateway's submit rate and p99 next to bare uvicorn endpoints."""
     try:
@@ -280,6 +287,7 @@ def main(
         f"{info['load_average_at_start'][0]:.2f}; {duration}s per run; results in {run_dir}"
     )
     runs: list[dict[str, Any]] = []
+    two_gateways: dict[str, Any] | None = None
     with gateway_cluster(settings, workers) as gateway, ExitStack() as baselines:
         hosts = {"gateway": gateway} | {
             name: baselines.enter_context(
@@ -301,6 +309,16 @@ def main(
                 out.mkdir(exist_ok=True)
                 with console.status(f"{target}: {count} users for {duration}s"):
                     runs.append({"target": target, **measure(hosts[target], count, duration, out)})
+        if gateways_rounds and "gateway" in chosen:
+            two_gateways = compare_gateways(
+                gateway,
+                gateway_groups(settings),
+                settings,
+                workers=workers,
+                duration_s=duration,
+                rounds=gateways_rounds,
+                out=run_dir / "gateways",
+            )
     overhead = [row for base in BASELINES if base in chosen for row in ratios(runs, base)]
     results = {
         "machine": info,
@@ -313,11 +331,231 @@ def main(
         },
         "runs": runs,
         "overhead": overhead,
+        "two_gateways": two_gateways,
     }
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
     point_latest(run_dir)
     print_results(runs, overhead)
+    if two_gateways is not None:
+        print_gateways(two_gateways)
     console.print(f"results: {run_dir / 'results.json'}")
+
+
+# Two gateway processes on one port (COORD_GATEWAYS=2, SO_REUSEPORT) against one, at
+# TARGET_USERS single-job submits: alternating rounds, medians, and the CPU of every
+# process, so a missed target shows where the cores went.
+
+TWO_GATEWAYS_TARGET = 1.3
+OTHER_WORK = "other work (neighbours, the idle cluster)"
+"""2 gateways' submit rate over 1 gateway's, medians of the same run's rounds."""
+
+
+def listening_pid(port: int) -> int | None:
+    """The process listening on ``port`` (RabbitMQ, Redis), to count its CPU time."""
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+            return conn.pid
+    return None
+
+
+def gateway_groups(settings: Settings) -> dict[str, list[int]]:
+    """:func:`process_groups` of the running cluster that ``settings`` name."""
+    state = ClusterState.load(settings.run_dir.resolve())
+    return process_groups(state, settings) if state is not None else {}
+
+
+def process_groups(state: ClusterState, settings: Settings) -> dict[str, list[int]]:
+    """Named groups of pids whose CPU a round counts: each gateway, workers, the rest."""
+    groups: dict[str, list[int]] = {}
+    for member in state.members:
+        key = member.name if member.service == "gateway" else member.service
+        groups.setdefault(key, []).append(member.pid)
+    for name, url, default_port in (
+        ("rabbitmq", settings.amqp_url, 5672),
+        ("redis", settings.redis_url, 6379),
+    ):
+        pid = listening_pid(host_port(url.get_secret_value(), default_port)[1])
+        if pid is not None:
+            groups[name] = [pid]
+    return groups
+
+
+def accepted_per_gateway(url: str) -> dict[str, float]:
+    """``coord_jobs_accepted_total`` by instance: the share each gateway process served."""
+    totals: dict[str, float] = {}
+    with contextlib.suppress(httpx.HTTPError):
+        for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=5).text):
+            for sample in family.samples:
+                if sample.name == "coord_jobs_accepted_total":
+                    name = sample.labels["instance"]
+                    totals[name] = totals.get(name, 0.0) + sample.value
+    return totals
+
+
+def machine_busy_s(times: Any) -> float:
+    """CPU seconds this machine's processes used, all cores: not idle, I/O wait or the time
+    the hypervisor gave to other machines (steal)."""
+    return float(
+        sum(getattr(times, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq"))
+    )
+
+
+def measure_with_cpu(
+    target: Target, groups: dict[str, list[int]], duration_s: int, out: Path
+) -> dict[str, Any]:
+    """One :func:`measure` run, with the CPU of each process group, Locust, the machine and
+    what else ran on it, in % of one core over the run's wall time (Locust's start and
+    stop included), and the requests each gateway process answered."""
+    started = time.monotonic()
+    before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+    locust_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    machine_before = psutil.cpu_times()
+    accepted_before = accepted_per_gateway(target.url)
+    run = measure(target, TARGET_USERS, duration_s, out)
+    accepted_after = accepted_per_gateway(target.url)
+    machine_after = psutil.cpu_times()
+    locust_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall_s = time.monotonic() - started
+    cpu = {
+        name: round(100 * (cpu_seconds(pids) - before[name]) / wall_s)
+        for name, pids in groups.items()
+    }
+    cpu["locust"] = round(
+        100
+        * (
+            locust_after.ru_utime
+            + locust_after.ru_stime
+            - locust_before.ru_utime
+            - locust_before.ru_stime
+        )
+        / wall_s
+    )
+    ours = sum(cpu.values())
+    busy = machine_busy_s(machine_after) - machine_busy_s(machine_before)
+    cpu["machine (all processes)"] = round(100 * busy / wall_s)
+    cpu[OTHER_WORK] = max(0, cpu["machine (all processes)"] - ours)
+    return {
+        **run,
+        "cpu_pct": cpu,
+        "accepted_per_gateway": {
+            name: int(value - accepted_before.get(name, 0.0))
+            for name, value in accepted_after.items()
+        },
+    }
+
+
+def compare_gateways(
+    one: Target,
+    one_groups: dict[str, list[int]],
+    settings: Settings,
+    *,
+    workers: int,
+    duration_s: int,
+    rounds: int,
+    out: Path,
+) -> dict[str, Any]:
+    """Alternate rounds on the running 1-gateway cluster and a 2-gateway one of its own."""
+    two_settings = settings.replace(
+        namespace=f"{settings.namespace}-g2",
+        gateway_port=free_port(),
+        run_dir=out / "cluster",
+        gateways=2,
+    )
+    runs: dict[str, list[dict[str, Any]]] = {"1 gateway": [], "2 gateways": []}
+    try:
+        with scoped_cluster(two_settings, workers=workers, mode=WorkerMode.PROCESSES) as state:
+            two = Target(state.gateway_url, server=[])
+            targets = {
+                "1 gateway": (one, one_groups),
+                "2 gateways": (two, process_groups(state, two_settings)),
+            }
+            for index in range(rounds):
+                for name, (target, groups) in targets.items():
+                    folder = out / f"round{index + 1}-{name.replace(' ', '-')}"
+                    folder.mkdir(parents=True, exist_ok=True)
+                    with console.status(
+                        f"{name}, round {index + 1}/{rounds}: {TARGET_USERS} users"
+                    ):
+                        runs[name].append(measure_with_cpu(target, groups, duration_s, folder))
+    except (ClusterError, ServerUnavailable) as exc:
+        fail(str(exc))
+    medians = {name: statistics.median(r["rps"] for r in rs) for name, rs in runs.items()}
+    ratio = round(medians["2 gateways"] / medians["1 gateway"], 2) if medians["1 gateway"] else None
+    return {
+        "users": TARGET_USERS,
+        "rounds": rounds,
+        "median_rps": medians,
+        "ratio": ratio,
+        "target": TWO_GATEWAYS_TARGET,
+        "met": ratio is not None and ratio >= TWO_GATEWAYS_TARGET,
+        "runs": runs,
+    }
+
+
+def print_gateways(result: dict[str, Any]) -> None:
+    """Rounds, the ratio next to its threshold, and the median CPU of every process."""
+    runs = result["runs"]
+    table = Table(
+        title=f"2 gateways vs 1, {result['users']} users, single-job submits",
+        title_justify="left",
+    )
+    for column in ("round", "1 gateway req/s", "2 gateways req/s", "ratio", "per gateway", "load"):
+        table.add_column(column, justify="right")
+    for index, (one, two) in enumerate(zip(runs["1 gateway"], runs["2 gateways"], strict=True)):
+        table.add_row(
+            str(index + 1),
+            f"{one['rps']:,.0f}",
+            f"{two['rps']:,.0f}",
+            f"{two['rps'] / one['rps']:.2f}" if one["rps"] else "-",
+            " / ".join(str(v) for _, v in sorted(two["accepted_per_gateway"].items())),
+            f"{one['load_average']:.1f} / {two['load_average']:.1f}",
+        )
+    console.print(table)
+    ratio = result["ratio"]
+    verdict = "[green]met[/]" if result["met"] else "[red]missed[/]"
+    console.print(
+        f"2 gateways ÷ 1 gateway = {ratio} (medians {result['median_rps']['2 gateways']:,.0f}"
+        f" ÷ {result['median_rps']['1 gateway']:,.0f} req/s)   ≥ {result['target']}: {verdict}"
+    )
+    cpu = Table(title="CPU per process, % of one core (median of the rounds)", title_justify="left")
+    cpu.add_column("process")
+    for name in runs:
+        cpu.add_column(name, justify="right")
+    names = sorted({n for rs in runs.values() for r in rs for n in r["cpu_pct"]})
+    for process in names:
+        cells = []
+        for rs in runs.values():
+            values = [r["cpu_pct"][process] for r in rs if process in r["cpu_pct"]]
+            cells.append(f"{statistics.median(values):.0f}%" if values else "-")
+        cpu.add_row(process, *cells)
+    console.print(cpu)
+    console.print(gateways_verdict(runs["2 gateways"]))
+
+
+def gateways_verdict(runs: list[dict[str, Any]]) -> str:
+    """Why the ratio is what it is, from the CPU figures: saturated cores, or waiting."""
+    capacity = 100 * (os.cpu_count() or 1)
+    machine = statistics.median(r["cpu_pct"]["machine (all processes)"] for r in runs)
+    gateways = {
+        name: statistics.median(r["cpu_pct"][name] for r in runs)
+        for name in runs[0]["cpu_pct"]
+        if name.startswith("gateway")
+    }
+    each = ", ".join(f"{name} {pct:.0f}%" for name, pct in sorted(gateways.items()))
+    other = statistics.median(r["cpu_pct"][OTHER_WORK] for r in runs)
+    each += f", other work {other:.0f}%"
+    if machine >= 0.9 * capacity:
+        return (
+            f"with 2 gateways the machine was busy {machine:.0f}% of {capacity}% ({each}): "
+            "the gateways, broker, Redis, workers, Locust and other work share saturated "
+            "cores, so a second gateway process brings its own connections and confirm "
+            "window but no core of its own"
+        )
+    return (
+        f"with 2 gateways the machine was busy {machine:.0f}% of {capacity}% ({each}): "
+        "cores were left idle, so the rate is bounded by waiting (broker confirms, Redis), "
+        "not by a gateway's CPU"
+    )
 
 
 if __name__ == "__main__":

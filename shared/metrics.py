@@ -9,16 +9,26 @@ the logs use, so a figure can be matched to a log line), worker series also ``mo
 job series ``kind``. Prometheus renames a scraped ``instance`` label to
 ``exported_instance`` unless the scrape job sets ``honor_labels: true``.
 
-No multiprocess mode is needed: in ``processes`` mode the CPU step runs in pool
+Workers need no multiprocess mode: in ``processes`` mode the CPU step runs in pool
 processes, but every figure is recorded in the worker's main process. The step is timed
 there around the awaited executor call, and counters change there once the result is
 back. Pool processes never touch a metric, so the main process's registry is complete and
 prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, one file per pid,
 merged at scrape time) would only add cost.
+
+Gateways do, when several share one port (``COORD_GATEWAYS``): a scrape of that port
+reaches one of them, at the kernel's choice, and must still count every one. Whoever
+starts the group sets ``PROMETHEUS_MULTIPROC_DIR`` for its processes, each records into
+its own files there, and any of them answers ``/metrics`` with all the files merged; each
+series keeps its ``instance``, so the figures stay per process. A metrics port per process
+would leave the one port a scraper knows showing a random half. Process collectors
+(CPU, memory) do not work in that mode and are left out; the queue depths, read at
+scrape time, come from the process that answers.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
@@ -34,6 +44,7 @@ from prometheus_client import (
     start_http_server,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
 from shared.looplag import LoopLagMonitor
@@ -45,6 +56,23 @@ HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 SERVICE = ("service", "instance")
 WORKER = (*SERVICE, "mode")
 JOB = (*WORKER, "kind")
+
+
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client's own switch, read once when it is imported: not a setting of ours,
+since it must be in a process's environment before its first import."""
+
+
+def multiprocess_dir() -> str | None:
+    """The folder this process records its metrics into, shared with its siblings, if any."""
+    return os.environ.get(MULTIPROCESS_DIR_ENV) or None
+
+
+def forget_process(pid: int) -> None:
+    """Drop the live gauges of a process of the group that has exited (its counters stay:
+    a total must not fall when a process is replaced)."""
+    if (path := multiprocess_dir()) is not None:
+        mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
 
 
 def step_family(step: str) -> str:
@@ -111,7 +139,9 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.base = {"service": service, "instance": instance}
         self.worker_base = {**self.base, "mode": mode}
-        if process_metrics:
+        self.shared_dir = multiprocess_dir()
+        self.live_collectors: list[Collector] = []
+        if process_metrics and self.shared_dir is None:
             ProcessCollector(registry=self.registry)
             PlatformCollector(registry=self.registry)
         r = self.registry
@@ -131,7 +161,15 @@ class Metrics:
         monitor.observers.append(self.loop_lag.labels(**self.worker_base).observe)
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        """This process's registry; in a group, every process's files merged instead, and
+        this one's figures read at scrape time."""
+        if self.shared_dir is None:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=self.shared_dir)  # type: ignore[no-untyped-call]
+        for collector in self.live_collectors:
+            merged.register(collector)
+        return generate_latest(merged)
 
     def serve_if_enabled(self, host: str, port: int) -> MetricsServer | None:
         """:meth:`serve` unless ``port`` is 0; a taken port ends the service with one line."""
@@ -251,6 +289,7 @@ class GatewayMetrics(Metrics):
             "Batches still running among the most recent ones.",
             SERVICE,
             registry=r,
+            multiprocess_mode="liveall",
         )
         self.http_requests = Counter(
             "coord_http_requests",
@@ -268,15 +307,15 @@ class GatewayMetrics(Metrics):
 
     def track_queue_depths(self, depths: Callable[[], Mapping[str, float]]) -> None:
         """``coord_queue_depth{queue}``: ready messages per queue, read at scrape time."""
-        self.registry.register(
-            _CallbackGauges(
-                "coord_queue_depth",
-                "Messages ready in each queue (-1: queue missing).",
-                "queue",
-                self.base,
-                depths,
-            )
+        collector = _CallbackGauges(
+            "coord_queue_depth",
+            "Messages ready in each queue (-1: queue missing).",
+            "queue",
+            self.base,
+            depths,
         )
+        self.registry.register(collector)
+        self.live_collectors.append(collector)
 
     def batch_accepted(self, kind: str, jobs: int) -> None:
         self.batches_accepted.labels(**self.base, kind=kind).inc()

@@ -53,6 +53,22 @@ class Settings(BaseSettings):
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8000, ge=1, le=65535)
+    gateways: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Gateway processes serving gateway_port, each with its own socket "
+        "(SO_REUSEPORT), connections, instance name and heartbeat; the kernel spreads new "
+        "connections over them. Above 1, `python -m services.gateway` starts and watches "
+        "that many (a container's way); the local launcher starts them as members itself.",
+    )
+    gateway_index: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="k >= 1: this process is gateway k of `gateways` (set by whoever started "
+        "the group); 0: it is the whole gateway, alone or the group's supervisor.",
+    )
     api_key: SecretStr | None = Field(
         default=None, description="When set, write endpoints require the X-API-Key header."
     )

@@ -107,6 +107,12 @@ def up(
         WorkerMode.PROCESSES
     ),
     pool: Annotated[int, typer.Option(min=0, max=256, help="pool size; 0 = one per core")] = 0,
+    gateways: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=64, help="gateway processes sharing the port (default COORD_GATEWAYS)"
+        ),
+    ] = None,
     local: Annotated[bool, typer.Option(help="local processes even if Docker runs")] = False,
     engine: EngineOption = Engine.AUTO,
     runtime: Annotated[
@@ -118,6 +124,8 @@ def up(
 ) -> None:
     """Start the cluster and return once it is healthy."""
     settings = settings_or_fail()
+    if gateways is not None:
+        settings = settings_or_fail(gateways=gateways)
     try:
         workers_runtime = resolve_runtime(runtime, python or None)
     except RuntimeUnavailable as exc:
@@ -127,7 +135,9 @@ def up(
         gateway_url = f"http://127.0.0.1:{settings.gateway_port}"
         started = time.monotonic()
         try:
-            project = compose_project(settings, prepare_engine(chosen))
+            project = compose_project(
+                settings, {**prepare_engine(chosen), "COORD_GATEWAYS": str(settings.gateways)}
+            )
             wrote_env = compose.compose_up(project, workers, mode, pool, gateway_url=gateway_url)
         except (compose.ComposeError, PodmanError) as exc:
             fail(str(exc))
@@ -140,7 +150,10 @@ def up(
         return
     started = time.monotonic()
     try:
-        with console.status(f"starting gateway, {workers} {mode.value} worker(s), aggregator"):
+        gateway_count = "gateway" if settings.gateways == 1 else f"{settings.gateways} gateways"
+        with console.status(
+            f"starting {gateway_count}, {workers} {mode.value} worker(s), aggregator"
+        ):
             state = start_local_cluster(
                 settings,
                 workers=workers,

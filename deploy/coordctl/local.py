@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -34,9 +35,12 @@ from coordctl.servers import (
     start_private_redis,
     stop_process_group,
 )
+from services.gateway.group import member_env, member_instance
 from shared.settings import Settings, WorkerMode, secret_env_names
 
 STATE_FILE = "cluster.json"
+GATEWAY_METRICS_DIR = "gateway-metrics"
+"""Under the run directory: the metric files a group of gateways shares (several only)."""
 STOP_ORDER = ("gateway", "worker", "aggregator")
 
 
@@ -87,6 +91,8 @@ class ClusterState:
     worker_python: str = ""
     """The workers' interpreter when it is not the launcher's (deploy/runtimes)."""
     worker_env: dict[str, str] = field(default_factory=dict)
+    gateways: int = 1
+    """Gateway processes on the one port: members ``gateway-1``.. when above 1."""
 
     @classmethod
     def load(cls, run_dir: Path) -> ClusterState | None:
@@ -210,6 +216,7 @@ def start_local_cluster(
         env={},
         worker_python=worker_python,
         worker_env=dict(worker_env or {}),
+        gateways=settings.gateways,
     )
     state.save()
     try:
@@ -227,12 +234,44 @@ def start_local_cluster(
                 python=worker_python or python,
                 env={**env, **state.worker_env},
             )
-        spawn("gateway", "gateway", metrics_port=settings.gateway_port)
+        for name, gateway_env in gateway_members(settings.gateways, env, run_dir):
+            spawn(name, "gateway", metrics_port=settings.gateway_port, env=gateway_env)
         wait_healthy(state, timeout_s=wait_s, api_key=api_key_of(settings))
     except BaseException:
         stop_local_cluster(run_dir, timeout_s=5)
         raise
     return state
+
+
+def gateway_members(
+    gateways: int, env: dict[str, str], run_dir: Path, *, only: str | None = None
+) -> list[tuple[str, dict[str, str]]]:
+    """Name and environment of each gateway process: ``gateway`` alone, or ``gateway-1``..
+    sharing the port (SO_REUSEPORT, see services/gateway/group.py) and one folder of
+    metric files, emptied here unless ``only`` one member is started again."""
+    if gateways == 1:
+        return [("gateway", env)]
+    metrics_dir = run_dir / GATEWAY_METRICS_DIR
+    if only is None:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    members = []
+    for index in range(1, gateways + 1):
+        name = member_instance("gateway", index)
+        if only is None or only == name:
+            members.append(
+                (
+                    name,
+                    member_env(
+                        env,
+                        gateways=gateways,
+                        index=index,
+                        instance=name,
+                        metrics_dir=str(metrics_dir),
+                    ),
+                )
+            )
+    return members
 
 
 def metrics_port_for(settings: Settings) -> int:
@@ -260,6 +299,8 @@ def restart_member(settings: Settings, name: str, *, python: str = sys.executabl
     if old.service == "worker":
         python = state.worker_python or python
         env = {**env, **state.worker_env}
+    if old.service == "gateway":
+        ((_, env),) = gateway_members(state.gateways, env, run_dir, only=name)
     return state.spawn(
         name,
         old.service,
@@ -316,6 +357,7 @@ def stop_local_cluster(run_dir: Path, *, timeout_s: float = 30.0) -> list[str]:
             stop_process_group(server.pid, timeout_s=timeout_s, expected=server.identity)
             stopped.append(server.name)
     (run_dir / STATE_FILE).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / GATEWAY_METRICS_DIR, ignore_errors=True)
     return stopped
 
 
