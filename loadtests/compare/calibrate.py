@@ -14,7 +14,7 @@ import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from loadtests.compare.scenarios import Plan, Scenario, Workload
 from shared.primes import count_primes
@@ -36,6 +36,19 @@ class Calibration(BaseModel):
     scaling. Below the core count when cores share caches, power or a hypervisor's host."""
     overhead_jobs_s: float | None = None
     """The pipeline's ceiling, filled in once the overhead scenario has run."""
+    prefork_jobs_s: float | None = None
+    """Jobs/s of a bare prefork pool (``multiprocessing.Pool``, one process per core, each
+    job a task of its own run in a child, no broker, no loop): the most a pool of processes
+    gets out of this machine, so the cluster's pool is measured against it as well as
+    against the ideal. The median of a few short rounds."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def prefork_efficiency(self) -> float | None:
+        """The prefork pool's jobs/s ÷ the all-core ideal (cores times one core's jobs/s)."""
+        if self.prefork_jobs_s is None or self.cpu_job_ms <= 0:
+            return None
+        return round(self.prefork_jobs_s * self.cpu_job_ms / (1000 * self.cores), 3)
 
 
 def usable_cores() -> int:
@@ -104,6 +117,24 @@ def bare_parallel_speedup(n: int, cores: int, *, rounds: int) -> float:
             list(pool.map(count_primes_repeatedly, [n] * cores, [per_run] * cores))
             together_s.append(time.perf_counter() - started)
     return round(cores * min(alone_s) / min(together_s), 3)
+
+
+def prefork_jobs_s(n: int, cores: int, *, seconds: float, rounds: int) -> float:
+    """Jobs/s of a prefork pool of ``cores`` children running one job per task (chunksize
+    1, as a prefork worker hands out one message at a time), over ``rounds`` rounds of
+    about ``seconds`` each; the median, like the cluster's single measured batch it stands
+    next to, and unlike a best-of it does not pick the round the machine was quietest."""
+    jobs = max(2 * cores, round(seconds * cores * 1000 / max(calibrate_once(n), 1.0)))
+    context = multiprocessing.get_context("spawn")
+    rates = []
+    with context.Pool(cores) as pool:
+        pool.map(count_primes, [n] * cores, chunksize=1)
+        for _ in range(rounds):
+            started = time.perf_counter()
+            for _ in pool.imap_unordered(count_primes, [n] * jobs, chunksize=1):
+                pass
+            rates.append(jobs / (time.perf_counter() - started))
+    return round(statistics.median(rates), 2)
 
 
 def calibrate_once(n: int) -> float:

@@ -30,6 +30,7 @@ from loadtests.compare.calibrate import (
     bare_parallel_speedup,
     calibrate,
     ideal_jobs_s,
+    prefork_jobs_s,
     refine,
     usable_cores,
 )
@@ -242,6 +243,9 @@ class Comparison:
         calibration = calibrate(self.plan.n)
         calibration.bare_parallel_speedup = bare_parallel_speedup(
             self.plan.n, self.plan.cores, rounds=2 if self.plan.quick else 4
+        )
+        calibration.prefork_jobs_s = prefork_jobs_s(
+            self.plan.n, self.plan.cores, seconds=1.0 if self.plan.quick else 2.0, rounds=3
         )
         self.runtimes = calibrate_runtimes(self.plan.n, rounds=2 if self.plan.quick else 3)
         every = matrix(self.plan) + runtime_matrix(self.plan, self.runtimes)
