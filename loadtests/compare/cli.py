@@ -30,7 +30,7 @@ from loadtests.compare.calibrate import (
     bare_parallel_speedup,
     calibrate,
     ideal_jobs_s,
-    prefork_jobs_s,
+    prefork,
     refine,
     usable_cores,
 )
@@ -244,9 +244,11 @@ class Comparison:
         calibration.bare_parallel_speedup = bare_parallel_speedup(
             self.plan.n, self.plan.cores, rounds=2 if self.plan.quick else 4
         )
-        calibration.prefork_jobs_s = prefork_jobs_s(
+        baseline = prefork(
             self.plan.n, self.plan.cores, seconds=1.0 if self.plan.quick else 2.0, rounds=3
         )
+        calibration.prefork_jobs_s = baseline.jobs_s
+        calibration.prefork_step_ms = baseline.step_ms
         self.runtimes = calibrate_runtimes(self.plan.n, rounds=2 if self.plan.quick else 3)
         every = matrix(self.plan) + runtime_matrix(self.plan, self.runtimes)
         if self.container_starter is not None:

@@ -106,7 +106,8 @@ def markdown(results: CompareResults, *, charts: list[str]) -> str:
         f"fast as one: the machine's own limit for every all-core scenario. A bare prefork "
         f"pool (multiprocessing.Pool, one job per task) does "
         f"{_num(calibration.prefork_jobs_s)} jobs/s, an efficiency of "
-        f"{_num(calibration.prefork_efficiency)}: the most a pool gets here. The pipeline's "
+        f"{_num(calibration.prefork_efficiency)}: the most a pool gets here; in its children "
+        f"a job takes {_num(calibration.prefork_step_ms)} ms of CPU. The pipeline's "
         f"ceiling (`overhead`, io_ms = 0) is {_num(calibration.overhead_jobs_s)} jobs/s.",
         *runtime_lines(results),
         "",
@@ -268,9 +269,11 @@ def pool_split(result: ScenarioResult, calibration: Calibration) -> str:
     if step is None or result.pipeline_cpu_ms_per_job is None or result.workload != "cpu":
         return ""
     extra = step - calibration.cpu_job_ms
+    pair = calibration.prefork_step_ms
     return (
         f"; the step took {_num(step)} ms of a child's CPU per job against "
-        f"{_num(calibration.cpu_job_ms)} ms calibrated ({extra:+.2f} ms), so "
+        f"{_num(calibration.cpu_job_ms)} ms calibrated alone ({extra:+.2f} ms) and "
+        f"{_num(pair)} ms in the bare prefork pool, so "
         f"{_num(result.pipeline_cpu_ms_per_job - extra)} of the "
         f"{_num(result.pipeline_cpu_ms_per_job)} pipeline ms/job ran outside the pool "
         "(pool_step_cpu_ms_per_job in results.json)"

@@ -122,6 +122,7 @@ def good_run(**changes: Any) -> CompareResults:
             cores=2,
             overhead_jobs_s=2000,
             prefork_jobs_s=figures["prefork"],
+            prefork_step_ms=10.3,
         ),
         settings={"io_ms": 1000, "mixed_io_ms": 50},
         scenarios=[
