@@ -47,9 +47,7 @@ class BacklogMonitor:
     async def jobs_depth(self, channel: AbstractRobustChannel) -> int:
         """Ready messages in the jobs queue, or -1 where it does not exist."""
         try:
-            queue = await channel.declare_queue(
-                self.names.jobs_queue, passive=True, robust=False
-            )
+            queue = await channel.declare_queue(self.names.jobs_queue, passive=True, robust=False)
         except aio_pika.exceptions.ChannelClosed:
             return -1
         return queue.declaration_result.message_count or 0
