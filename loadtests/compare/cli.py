@@ -34,7 +34,12 @@ from loadtests.compare.calibrate import (
     refine,
     usable_cores,
 )
-from loadtests.compare.clusters import ClusterStarter, choose_starter, container_starter
+from loadtests.compare.clusters import (
+    WORKER_HEARTBEAT_S,
+    ClusterStarter,
+    choose_starter,
+    container_starter,
+)
 from loadtests.compare.drive import ScenarioFailed, drive
 from loadtests.compare.race import run_race
 from loadtests.compare.report import TERMINAL_COLUMNS, render, terminal_row
@@ -63,8 +68,6 @@ from shared.api import LatencySummary
 from shared.looplag import LagSummary
 from shared.settings import Settings
 
-HEARTBEAT_S = 0.25
-"""Heartbeats bracket each measured window; frequent ones keep idle time out of it."""
 BUSY_LOAD_PER_CORE = 0.5
 STARVED_SHARE = 0.8
 LOG_LEVEL = "warning"
@@ -158,7 +161,6 @@ def scenario_settings(
         namespace=namespace,
         gateway_port=free_port() if own_port else base.gateway_port,
         run_dir=run_dir,
-        heartbeat_s=HEARTBEAT_S,
         runners=plan.runners_for(scenario),
         log_level=LOG_LEVEL,
     )
@@ -327,7 +329,7 @@ class Comparison:
                 "measure_s": self.plan.measure_s,
                 "runners": self.plan.runners,
                 "io_runners": self.plan.io_runners,
-                "heartbeat_s": HEARTBEAT_S,
+                "heartbeat_s": WORKER_HEARTBEAT_S,
                 "log_level": LOG_LEVEL,
             },
             scenarios=self.results,
