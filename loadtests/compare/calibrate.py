@@ -14,7 +14,7 @@ import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from loadtests.compare.scenarios import Plan, Scenario, Workload
 from shared.primes import count_primes
@@ -36,6 +36,22 @@ class Calibration(BaseModel):
     scaling. Below the core count when cores share caches, power or a hypervisor's host."""
     overhead_jobs_s: float | None = None
     """The pipeline's ceiling, filled in once the overhead scenario has run."""
+    prefork_step_ms: float | None = None
+    """The step's CPU time in a child of that prefork pool, every core busy: against
+    cpu_job_ms (alone), what running beside each other costs the steps themselves."""
+    prefork_jobs_s: float | None = None
+    """Jobs/s of a bare prefork pool (``multiprocessing.Pool``, one process per core, each
+    job a task of its own run in a child, no broker, no loop): the most a pool of processes
+    gets out of this machine, so the cluster's pool is measured against it as well as
+    against the ideal. The median of a few short rounds."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def prefork_efficiency(self) -> float | None:
+        """The prefork pool's jobs/s ÷ the all-core ideal (cores times one core's jobs/s)."""
+        if self.prefork_jobs_s is None or self.cpu_job_ms <= 0:
+            return None
+        return round(self.prefork_jobs_s * self.cpu_job_ms / (1000 * self.cores), 3)
 
 
 def usable_cores() -> int:
@@ -104,6 +120,40 @@ def bare_parallel_speedup(n: int, cores: int, *, rounds: int) -> float:
             list(pool.map(count_primes_repeatedly, [n] * cores, [per_run] * cores))
             together_s.append(time.perf_counter() - started)
     return round(cores * min(alone_s) / min(together_s), 3)
+
+
+class Prefork(BaseModel):
+    jobs_s: float
+    step_ms: float
+    """Median thread CPU time of one job in a child, with every core running one."""
+
+
+def timed_count_primes(n: int) -> float:
+    """One job's thread CPU time in ms; top-level, so a spawned process can run it."""
+    started = time.thread_time()
+    count_primes(n)
+    return (time.thread_time() - started) * 1000
+
+
+def prefork(n: int, cores: int, *, seconds: float, rounds: int) -> Prefork:
+    """A prefork pool of ``cores`` children running one job per task (chunksize 1, as a
+    prefork worker hands out one message at a time), over ``rounds`` rounds of about
+    ``seconds`` each: the median rate, like the cluster's single measured batch it stands
+    next to (a best-of would pick the round the machine was quietest), and the step's CPU
+    time in a child beside the others, to set against the calibration's, taken alone."""
+    jobs = max(2 * cores, round(seconds * cores * 1000 / max(calibrate_once(n), 1.0)))
+    context = multiprocessing.get_context("spawn")
+    rates: list[float] = []
+    steps: list[float] = []
+    with context.Pool(cores) as pool:
+        pool.map(count_primes, [n] * cores, chunksize=1)
+        for _ in range(rounds):
+            started = time.perf_counter()
+            steps += pool.imap_unordered(timed_count_primes, [n] * jobs, chunksize=1)
+            rates.append(jobs / (time.perf_counter() - started))
+    return Prefork(
+        jobs_s=round(statistics.median(rates), 2), step_ms=round(statistics.median(steps), 3)
+    )
 
 
 def calibrate_once(n: int) -> float:

@@ -30,10 +30,16 @@ from loadtests.compare.calibrate import (
     bare_parallel_speedup,
     calibrate,
     ideal_jobs_s,
+    prefork,
     refine,
     usable_cores,
 )
-from loadtests.compare.clusters import ClusterStarter, choose_starter, container_starter
+from loadtests.compare.clusters import (
+    WORKER_HEARTBEAT_S,
+    ClusterStarter,
+    choose_starter,
+    container_starter,
+)
 from loadtests.compare.drive import ScenarioFailed, drive
 from loadtests.compare.race import run_race
 from loadtests.compare.report import TERMINAL_COLUMNS, render, terminal_row
@@ -62,8 +68,6 @@ from shared.api import LatencySummary
 from shared.looplag import LagSummary
 from shared.settings import Settings
 
-HEARTBEAT_S = 0.25
-"""Heartbeats bracket each measured window; frequent ones keep idle time out of it."""
 BUSY_LOAD_PER_CORE = 0.5
 STARVED_SHARE = 0.8
 LOG_LEVEL = "warning"
@@ -157,7 +161,6 @@ def scenario_settings(
         namespace=namespace,
         gateway_port=free_port() if own_port else base.gateway_port,
         run_dir=run_dir,
-        heartbeat_s=HEARTBEAT_S,
         runners=plan.runners_for(scenario),
         log_level=LOG_LEVEL,
     )
@@ -243,6 +246,11 @@ class Comparison:
         calibration.bare_parallel_speedup = bare_parallel_speedup(
             self.plan.n, self.plan.cores, rounds=2 if self.plan.quick else 4
         )
+        baseline = prefork(
+            self.plan.n, self.plan.cores, seconds=1.0 if self.plan.quick else 2.0, rounds=3
+        )
+        calibration.prefork_jobs_s = baseline.jobs_s
+        calibration.prefork_step_ms = baseline.step_ms
         self.runtimes = calibrate_runtimes(self.plan.n, rounds=2 if self.plan.quick else 3)
         every = matrix(self.plan) + runtime_matrix(self.plan, self.runtimes)
         if self.container_starter is not None:
@@ -321,7 +329,7 @@ class Comparison:
                 "measure_s": self.plan.measure_s,
                 "runners": self.plan.runners,
                 "io_runners": self.plan.io_runners,
-                "heartbeat_s": HEARTBEAT_S,
+                "heartbeat_s": WORKER_HEARTBEAT_S,
                 "log_level": LOG_LEVEL,
             },
             scenarios=self.results,

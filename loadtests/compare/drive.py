@@ -28,6 +28,7 @@ from shared.batches import summarize_latency_histogram
 from shared.heartbeat import WorkerBeat
 from shared.jobs import BatchRequest, JobKind, JobParams
 from shared.looplag import LagSummary, histogram_delta, summarize_histogram
+from shared.settings import WorkerMode
 
 Progress = Callable[[str], None]
 
@@ -338,6 +339,7 @@ class ScenarioRun:
         lag, lag_per_worker = lag_summaries(opened.beats, closed.beats)
         spent_ms = sum(cpu.values()) / 100 * wall_s * 1000
         steps_ms = cpu_jobs * self.calibration.cpu_job_ms
+        pool_ms = sum(v for k, v in cpu.items() if k.endswith(" pool")) / 100 * wall_s * 1000
         scenario = self.scenario
         return ScenarioResult(
             name=scenario.name,
@@ -368,6 +370,11 @@ class ScenarioRun:
             ),
             pipeline_cpu_ms_per_job=(
                 round(max(0.0, spent_ms - steps_ms) / jobs, 3) if cpu and jobs else None
+            ),
+            pool_step_cpu_ms_per_job=(
+                round(pool_ms / cpu_jobs, 3)
+                if scenario.mode == WorkerMode.PROCESSES and pool_ms and cpu_jobs
+                else None
             ),
             latency_cdf_ms=cdf_points(latencies),
             container_cpus=scenario.cpus,

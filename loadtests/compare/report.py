@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from loadtests.compare.calibrate import Calibration
 from loadtests.compare.results import CompareResults, ScenarioResult
 from loadtests.compare.results import figure_text as _num
 from loadtests.compare.runtime_report import runtime_lines
@@ -102,7 +103,11 @@ def markdown(results: CompareResults, *, charts: list[str]) -> str:
         f"{calibration.cpu_job_wall_ms} ms, higher when the machine is busy), so one core does "
         f"{1000 / calibration.cpu_job_ms:.1f} jobs/s. Bare processes (no cluster) on all "
         f"{calibration.cores} cores count primes {_num(calibration.bare_parallel_speedup)}x as "
-        f"fast as one: the machine's own limit for every all-core scenario. The pipeline's "
+        f"fast as one: the machine's own limit for every all-core scenario. A bare prefork "
+        f"pool (multiprocessing.Pool, one job per task) does "
+        f"{_num(calibration.prefork_jobs_s)} jobs/s, an efficiency of "
+        f"{_num(calibration.prefork_efficiency)}: the most a pool gets here; in its children "
+        f"a job takes {_num(calibration.prefork_step_ms)} ms of CPU. The pipeline's "
         f"ceiling (`overhead`, io_ms = 0) is {_num(calibration.overhead_jobs_s)} jobs/s.",
         *runtime_lines(results),
         "",
@@ -138,7 +143,7 @@ def markdown(results: CompareResults, *, charts: list[str]) -> str:
     for result in results.scenarios:
         if result.cpu_percent:
             shares = ", ".join(f"{k} {v:.0f}" for k, v in sorted(result.cpu_percent.items()))
-            lines.append(f"- `{result.name}`: {shares}")
+            lines.append(f"- `{result.name}`: {shares}{pool_split(result, calibration)}")
     lines += ["", *containers_section(results)]
     if results.race is not None:
         race = results.race
@@ -255,6 +260,24 @@ HOW_TO_READ = [
     "- Other programs on the machine lower every figure; the report records the load average",
     "  before the run so a noisy run can be recognised.",
 ]
+
+
+def pool_split(result: ScenarioResult, calibration: Calibration) -> str:
+    """A pool scenario's pipeline CPU split: the step in a child beyond its calibrated
+    time, and everything outside the children."""
+    step = result.pool_step_cpu_ms_per_job
+    if step is None or result.pipeline_cpu_ms_per_job is None or result.workload != "cpu":
+        return ""
+    extra = step - calibration.cpu_job_ms
+    pair = calibration.prefork_step_ms
+    return (
+        f"; the step took {_num(step)} ms of a child's CPU per job against "
+        f"{_num(calibration.cpu_job_ms)} ms calibrated alone ({extra:+.2f} ms) and "
+        f"{_num(pair)} ms in the bare prefork pool, so "
+        f"{_num(result.pipeline_cpu_ms_per_job - extra)} of the "
+        f"{_num(result.pipeline_cpu_ms_per_job)} pipeline ms/job ran outside the pool "
+        "(pool_step_cpu_ms_per_job in results.json)"
+    )
 
 
 def write_charts(results: CompareResults, folder: Path) -> list[str]:

@@ -61,6 +61,13 @@ class ScenarioResult(BaseModel):
         "job beyond the calibrated CPU step: the pipeline's own work, plus what the step costs "
         "more inside the cluster than alone. It shares the cores with the steps.",
     )
+    pool_step_cpu_ms_per_job: float | None = Field(
+        default=None,
+        description="A process pool on cpu only: the CPU of the pool's children per job. Next "
+        "to the calibration's cpu_job_ms it splits pipeline_cpu_ms_per_job into what the step "
+        "costs more in a child, beside another busy child and the pipeline, than alone (this "
+        "minus cpu_job_ms), and the work outside the step (the rest).",
+    )
     latency_cdf_ms: list[float] = Field(
         description="Latency at every percentile 0..100, for the distribution chart."
     )

@@ -31,7 +31,12 @@ from coordctl.runtimes.runtime import (
     runtime_env,
 )
 from loadtests.compare.calibrate import Calibration
-from loadtests.compare.clusters import ClusterStarter, RunningCluster, local_server_pids
+from loadtests.compare.clusters import (
+    ClusterStarter,
+    RunningCluster,
+    fast_heartbeats,
+    local_server_pids,
+)
 from loadtests.compare.results import (
     RaceOutcome,
     RuntimeCalibration,
@@ -224,7 +229,7 @@ def runtime_starter(base: ClusterStarter) -> ClusterStarter:
             mode=scenario.mode,
             pool_size=scenario.pool_size,
             worker_python=runtime.python,
-            worker_env=runtime.env,
+            worker_env=fast_heartbeats(runtime.env),
         ) as state:
             cluster = RunningCluster(
                 state.gateway_url,

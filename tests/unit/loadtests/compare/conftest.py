@@ -36,6 +36,7 @@ def scenario(
     io_p99: float | None = None,
     cpus: float | None = None,
     throttled: tuple[int, int] | None = None,
+    pipeline_ms: float | None = None,
 ) -> ScenarioResult:
     latency = LatencySummary(p50=10.0, p95=20.0, p99=30.0, max=40.0)
     name = f"{workload}/{mode}-{workers}w" + (f"x{pool_size}" if pool_size else "")
@@ -66,6 +67,7 @@ def scenario(
         loop_lag_ms=LagSummary(p50=0.5, p99=lag_p99, max=lag_p99, samples=200),
         loop_lag_per_worker={},
         cpu_percent={"worker-1": 50.0},
+        pipeline_cpu_ms_per_job=pipeline_ms,
         latency_cdf_ms=[float(q) for q in range(101)],
         io_latency_cdf_ms=None if io_p99 is None else [float(q) for q in range(101)],
         container_cpus=cpus,
@@ -81,7 +83,9 @@ def good_run(**changes: Any) -> CompareResults:
     """A run on a quiet 2-core machine where every claim holds; ``changes`` spoil it."""
     figures = {
         "cpu_one": 95.0,
-        "cpu_pool": 180.0,
+        "cpu_pool": 186.0,
+        "pool_pipeline_ms": 0.6,
+        "prefork": 184.0,
         "cpu_replicas": 178.0,
         "io_one": 480.0,
         "blocked_lag": 60.0,
@@ -117,13 +121,22 @@ def good_run(**changes: Any) -> CompareResults:
             samples_ms=[9.5, 10.0, 10.5],
             cores=2,
             overhead_jobs_s=2000,
+            prefork_jobs_s=figures["prefork"],
+            prefork_step_ms=10.3,
         ),
         settings={"io_ms": 1000, "mixed_io_ms": 50},
         scenarios=[
             scenario("overhead", "blocking", jobs_s=2000.0, ideal=None),
             scenario("io", "blocking", jobs_s=figures["io_one"], ideal=500.0),
             scenario("cpu", "blocking", jobs_s=figures["cpu_one"], ideal=100.0, lag_p99=300),
-            scenario("cpu", "processes", pool_size=2, jobs_s=figures["cpu_pool"], ideal=200.0),
+            scenario(
+                "cpu",
+                "processes",
+                pool_size=2,
+                jobs_s=figures["cpu_pool"],
+                ideal=200.0,
+                pipeline_ms=figures["pool_pipeline_ms"],
+            ),
             scenario("cpu", "blocking", workers=2, jobs_s=figures["cpu_replicas"], ideal=200.0),
             scenario(
                 "mixed",

@@ -1,6 +1,7 @@
 import pytest
 
 from loadtests.compare.cli import failed_result, starved
+from loadtests.compare.clusters import WORKER_HEARTBEAT_S, fast_heartbeats
 from loadtests.compare.scenarios import Scenario, Workload
 from shared.settings import WorkerMode
 
@@ -23,3 +24,13 @@ def test_a_failed_scenario_is_never_retried_as_starved() -> None:
     failed = failed_result(Scenario(Workload.CPU, WorkerMode.BLOCKING, 1, 0, ""), "boom")
     assert failed.error == "boom"
     assert not starved(failed)
+
+
+def test_only_the_workers_beat_fast() -> None:
+    """The windows are bracketed by worker heartbeats; the gateway and the aggregator keep
+    their default interval, whose CPU the window would otherwise count."""
+    assert fast_heartbeats() == {"COORD_HEARTBEAT_S": str(WORKER_HEARTBEAT_S)}
+    assert fast_heartbeats({"PYTHON_GIL": "0"}) == {
+        "PYTHON_GIL": "0",
+        "COORD_HEARTBEAT_S": str(WORKER_HEARTBEAT_S),
+    }

@@ -24,6 +24,7 @@ def test_report_files_and_latest_link(
         assert (latest / name).stat().st_size > 0
     data = json.loads((latest / "results.json").read_text())
     assert data["calibration"]["cpu_job_ms"] == 10.0
+    assert data["calibration"]["prefork_efficiency"] == 0.92
     first = data["scenarios"][2]
     for field in ("name", "mode", "workers", "pool_size", "workload", "jobs"):
         assert field in first
@@ -36,6 +37,7 @@ def test_report_files_and_latest_link(
     assert "| cpu/processes-1wx2 |" in report
     assert "| cpu/containers-processes-1wx2-cpus1 | " in report
     assert "| 33 of 47 | 1.65 |" in report
+    assert "A bare prefork pool (multiprocessing.Pool, one job per task) does 184 jobs/s" in report
     assert "![throughput.png](throughput.png)" in report
 
 

@@ -1,6 +1,12 @@
 import pytest
 
-from loadtests.compare.calibrate import Calibration, calibrate, ideal_jobs_s, mixed_rates
+from loadtests.compare.calibrate import (
+    Calibration,
+    calibrate,
+    ideal_jobs_s,
+    mixed_rates,
+    prefork,
+)
 from loadtests.compare.scenarios import Plan, Scenario, Workload, container_matrix, matrix
 from shared.settings import WorkerMode
 
@@ -77,6 +83,12 @@ def test_calibration_times_one_job() -> None:
     calibration = calibrate(5_000, runs=3)
     assert 0 < calibration.cpu_job_fastest_ms <= calibration.cpu_job_ms
     assert calibration.cores >= 1
+
+
+def test_the_prefork_baseline_runs_one_job_per_task_in_children() -> None:
+    baseline = prefork(5_000, 2, seconds=0.05, rounds=2)
+    assert baseline.jobs_s > 0
+    assert baseline.step_ms > 0
 
 
 def test_container_scenarios_pit_a_cpu_count_pool_against_one_sized_by_the_quota() -> None:

@@ -17,7 +17,28 @@ def test_a_good_run_supports_every_claim_and_passes_every_target(make_run: MakeR
     assert verdicts(run) == dict.fromkeys((1, 2, 3, 4, 5, QUOTA_CLAIM), "supported")
     assert all(target.passed for target in targets(run))
     speedup = next(t for t in targets(run) if t.name.startswith("process pool /"))
-    assert (speedup.figure, speedup.threshold) == (pytest.approx(1.895, abs=1e-3), ">= 1.6x")
+    assert (speedup.figure, speedup.threshold) == (pytest.approx(1.958, abs=1e-3), ">= 1.6x")
+
+
+@pytest.mark.parametrize(
+    ("spoiled", "missed"),
+    [
+        ({"cpu_pool": 180.0, "prefork": 176.0}, "process pool efficiency on cpu, quiet-machine"),
+        ({"pool_pipeline_ms": 0.9}, "process pool on cpu: pipeline CPU ms/job, quiet-machine"),
+        ({"prefork": 190.0}, "process pool efficiency / a bare prefork pool's, cpu"),
+    ],
+)
+def test_issue_14s_pool_targets(make_run: MakeRun, spoiled: dict[str, float], missed: str) -> None:
+    """0.90 of the ideal still supports claim 3 (>= 0.85) but misses the quiet-machine
+    target (>= 0.92); the pipeline may be 0.087 of a job (3.8 ms of a 44 ms job, 0.87 of
+    these 10 ms jobs); and the pool must reach a bare prefork pool's efficiency."""
+    run = make_run(**spoiled)
+    assert verdicts(run)[3] == "supported"
+    failed = [t for t in targets(run) if t.passed is False]
+    assert [t.name for t in failed] == [next(t.name for t in failed if t.name.startswith(missed))]
+    pipeline = next(t for t in targets(run) if "pipeline CPU" in t.name)
+    assert pipeline.threshold.startswith("<= 0.9 (0.087 x")
+    assert run.calibration.prefork_efficiency == round(spoiled.get("prefork", 184.0) / 200, 3)
 
 
 @pytest.mark.parametrize(
