@@ -11,6 +11,7 @@ import structlog
 from redis.asyncio import Redis
 
 from services.worker.executors import CpuRunner
+from services.worker.touches import Touches
 from shared.jobs import Job, JobKind
 from shared.names import Names
 from shared.primes import count_primes
@@ -27,6 +28,7 @@ class InjectedFault(RuntimeError):
 class JobSteps:
     def __init__(self, redis: Redis, names: Names, cpu: CpuRunner, *, fail_n: int = 0) -> None:
         self.redis = redis
+        self.touches = Touches(redis)
         self.names = names
         self.cpu = cpu
         self.fail_n = fail_n
@@ -35,7 +37,7 @@ class JobSteps:
         """Wait without blocking, then touch Redis: the shape of a call to another service."""
         if wait_ms > 0:
             await asyncio.sleep(wait_ms / 1000)
-        await self.redis.set(self.names.io_touch(job.job_id), job.attempt, px=60_000)
+        await self.touches.set(self.names.io_touch(job.job_id), job.attempt, px=60_000)
 
     async def cpu_step(self, job: Job) -> int:
         if self.fail_n and job.n == self.fail_n:
