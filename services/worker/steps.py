@@ -28,10 +28,18 @@ class InjectedFault(RuntimeError):
 class JobSteps:
     def __init__(self, redis: Redis, names: Names, cpu: CpuRunner, *, fail_n: int = 0) -> None:
         self.redis = redis
-        self.touches = Touches(redis)
         self.names = names
         self.cpu = cpu
         self.fail_n = fail_n
+
+    @property
+    def redis(self) -> Redis:
+        return self.touches.redis
+
+    @redis.setter
+    def redis(self, redis: Redis) -> None:
+        """A new client gets touches of its own: a pipeline never mixes two clients."""
+        self.touches = Touches(redis)
 
     async def io_step(self, job: Job, wait_ms: float) -> None:
         """Wait without blocking, then touch Redis: the shape of a call to another service."""
