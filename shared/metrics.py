@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -202,6 +202,7 @@ class WorkerMetrics(Metrics):
     SERVICE = "worker"
 
     def register(self, r: CollectorRegistry) -> None:
+        self.children: dict[tuple[Counter | Histogram, tuple[str, ...]], Any] = {}
         self.jobs_received = Counter(
             "coord_jobs_received", "Jobs a worker took from the jobs queue.", JOB, registry=r
         )
@@ -240,16 +241,23 @@ class WorkerMetrics(Metrics):
             registry=r,
         )
 
+    def child(self, metric: Counter | Histogram, *values: str) -> Any:
+        """``metric``'s series for this worker and ``values``, looked up once: ``labels()``
+        builds and checks the label tuple on every call, and these run on every job."""
+        key = (metric, values)
+        series = self.children.get(key)
+        if series is None:
+            series = self.children[key] = metric.labels(*self.worker_base.values(), *values)
+        return series
+
     def job_received(self, kind: str) -> None:
-        self.jobs_received.labels(**self.worker_base, kind=kind).inc()
+        self.child(self.jobs_received, kind).inc()
 
     def job_completed(self, kind: str, durations_ms: Mapping[str, float]) -> None:
         """Count a finished job and observe each of its steps."""
-        self.jobs_completed.labels(**self.worker_base, kind=kind).inc()
+        self.child(self.jobs_completed, kind).inc()
         for step, ms in durations_ms.items():
-            self.step_duration.labels(
-                **self.worker_base, kind=kind, step=step_family(step)
-            ).observe(ms / 1000)
+            self.child(self.step_duration, kind, step_family(step)).observe(ms / 1000)
 
     def job_failed(self, kind: str) -> None:
         self.jobs_failed.labels(**self.worker_base, kind=kind).inc()

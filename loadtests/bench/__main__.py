@@ -96,11 +96,20 @@ def cluster_run(state: ClusterState, jobs: int, servers: dict[str, int]) -> dict
 
 
 def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    """Medians over the rounds: rates, the ratio, and each process's µs per job."""
+    """Medians over the rounds: rates, the ratio, each process's µs per job, and the rate
+    the cores allow at that total CPU per job."""
     rates = {
         str(w): round(statistics.median(r["cluster"][str(w)]["jobs_s"] for r in rounds), 1)
         for w in WORKER_COUNTS
     }
+    cpu_us = {
+        "ceiling": median_by_key([r["ceiling"]["cpu_us"] for r in rounds]),
+        **{
+            f"{w} worker(s)": median_by_key([r["cluster"][str(w)]["cpu_us"] for r in rounds])
+            for w in WORKER_COUNTS
+        },
+    }
+    cores = os.cpu_count() or 1
     return {
         "ceiling_jobs_s": round(statistics.median(r["ceiling"]["jobs_s"] for r in rounds), 1),
         "cluster_jobs_s": rates,
@@ -109,12 +118,11 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "two_ge_one_rounds": sum(
             r["cluster"]["2"]["jobs_s"] >= r["cluster"]["1"]["jobs_s"] for r in rounds
         ),
-        "cpu_us": {
-            "ceiling": median_by_key([r["ceiling"]["cpu_us"] for r in rounds]),
-            **{
-                f"{w} worker(s)": median_by_key([r["cluster"][str(w)]["cpu_us"] for r in rounds])
-                for w in WORKER_COUNTS
-            },
+        "cpu_us": cpu_us,
+        "cpu_bound_jobs_s": {
+            run: round(cores * 1e6 / cpu["total"], 1)
+            for run, cpu in cpu_us.items()
+            if cpu.get("total")
         },
     }
 
@@ -229,8 +237,17 @@ def show_cpu(results: dict[str, Any]) -> None:
     names = [*sorted({name for cpu in runs.values() for name in cpu} - {"total"}), "total"]
     for name in names:
         table.add_row(name, *(f"{cpu[name]:,.0f}" if name in cpu else "" for cpu in runs.values()))
+    cores = os.cpu_count() or 1
+    table.add_row(
+        f"{cores} cores ÷ total (jobs/s)",
+        *(f"{cores * 1e6 / c['total']:,.0f}" if c.get("total") else "" for c in runs.values()),
+    )
     console.print(table)
-    console.print(f"[dim]{results['note']}[/]")
+    console.print(
+        f"[dim]{results['note']}. On {cores} busy cores a run's rate is about {cores} s of CPU"
+        " ÷ its total CPU per job: a second worker pays only if the total per job does not"
+        " rise, and the cores are not already busy with the broker, gateway and aggregator.[/]"
+    )
 
 
 def show(results: dict[str, Any], out: Path) -> None:

@@ -120,8 +120,15 @@ class ResultConsumer:
             self.unsettled.settled(messages)
 
     def log_folded(self, result: Result) -> None:
-        with job_context(job_id=result.job_id, batch_id=result.batch_id, trace_id=result.trace_id):
-            log.info("result_folded", ok=result.ok, worker=result.worker)
+        """The ids go on the line itself: binding and unbinding them as context for one
+        line would cost more than the line."""
+        ids = {"job_id": result.job_id, "batch_id": result.batch_id, "trace_id": result.trace_id}
+        log.info(
+            "result_folded",
+            ok=result.ok,
+            worker=result.worker,
+            **{k: v for k, v in ids.items() if v},
+        )
 
     async def settle_each(
         self, taken: list[tuple[AbstractIncomingMessage, Any]], refused: set[int]

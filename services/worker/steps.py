@@ -11,6 +11,7 @@ import structlog
 from redis.asyncio import Redis
 
 from services.worker.executors import CpuRunner
+from services.worker.touches import Touches
 from shared.jobs import Job, JobKind
 from shared.names import Names
 from shared.primes import count_primes
@@ -31,11 +32,20 @@ class JobSteps:
         self.cpu = cpu
         self.fail_n = fail_n
 
+    @property
+    def redis(self) -> Redis:
+        return self.touches.redis
+
+    @redis.setter
+    def redis(self, redis: Redis) -> None:
+        """A new client gets touches of its own: a pipeline never mixes two clients."""
+        self.touches = Touches(redis)
+
     async def io_step(self, job: Job, wait_ms: float) -> None:
         """Wait without blocking, then touch Redis: the shape of a call to another service."""
         if wait_ms > 0:
             await asyncio.sleep(wait_ms / 1000)
-        await self.redis.set(self.names.io_touch(job.job_id), job.attempt, px=60_000)
+        await self.touches.set(self.names.io_touch(job.job_id), job.attempt, px=60_000)
 
     async def cpu_step(self, job: Job) -> int:
         if self.fail_n and job.n == self.fail_n:
