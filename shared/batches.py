@@ -248,7 +248,7 @@ async def count_running_batches(redis: Redis, names: Names, *, recent: int = REC
     Batches older than that window are not looked at; with more than ``recent`` batches
     running at once the figure is a lower bound.
     """
-    running = await redis.eval(  # type: ignore[misc]
+    running = await redis.eval(
         COUNT_RUNNING_SCRIPT,
         1,
         names.batches_index,
