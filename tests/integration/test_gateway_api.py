@@ -132,6 +132,8 @@ async def test_api_key_guards_writes_when_configured(settings: Settings) -> None
     async with serve(create_app(guarded)) as client:
         body = {"kind": "io", "count": 1}
         assert (await client.post("/batches", json=body)).status_code == 401
+        bad_body = await client.post("/batches", json={"kind": "gpu"})
+        assert bad_body.status_code == 401, "no validation details before the key is checked"
         wrong = await client.post("/batches", json=body, headers={"X-API-Key": "nope"})
         assert wrong.status_code == 401
         right = await client.post("/batches", json=body, headers={"X-API-Key": "sekrit"})
