@@ -75,7 +75,7 @@ class Target:
     rest: list[int] = field(default_factory=list)
 
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 140)
 errors = Console(stderr=True, soft_wrap=True)
 
 
@@ -353,6 +353,9 @@ def main(
     publish_into: Annotated[
         str, typer.Option(help="publish's jobs: 'cluster' (consumed) or 'own' namespace")
     ] = "cluster",
+    warmup: Annotated[
+        int, typer.Option(min=0, max=120, help="seconds of unrecorded load per target first")
+    ] = 5,
     reports: Annotated[Path, typer.Option(help="folder of result folders")] = Path(
         "reports/load-bench"
     ),
@@ -405,6 +408,11 @@ def main(
             for name, app in BASELINES.items()
             if name in chosen
         }
+        for target in chosen if warmup else ():
+            with console.status(f"{target}: warming up for {warmup}s"):
+                (run_dir / target / "warmup").mkdir(parents=True, exist_ok=True)
+                wait_drained(settings)
+                measure(hosts[target], max(user_counts), warmup, run_dir / target / "warmup")
         for count in user_counts:
             for round_ in range(1, rounds + 1):
                 for target in chosen if round_ % 2 else reversed(chosen):
@@ -436,6 +444,7 @@ def main(
             "workers": workers,
             "worker_mode": WorkerMode.PROCESSES.value,
             "rounds": rounds,
+            "warmup_s": warmup,
             "publish_into": publish_into,
             "body": {"kind": "io", "count": 1, "params": {"io_ms": 0}},
             "finished_at": time.time(),
