@@ -4,8 +4,10 @@
 ``fastapi`` parses and validates the body with the gateway's own ``BatchRequest`` model
 before answering: what the framework adds. ``publish`` is bare Starlette doing the I/O a
 one-job submit must do: one Redis pipeline write (the batch record) and one persistent,
-confirmed publish, into its own namespace (``COORD_NAMESPACE``), which nothing consumes.
-The gateway's rate over ``publish``'s is its own overhead on top of that I/O.
+confirmed publish with the gateway's headers, into the namespace ``COORD_NAMESPACE`` names:
+the benchmark's cluster's by default, whose worker and aggregator then run and fold these
+jobs as they do the gateway's. The gateway's rate over ``publish``'s is its own overhead on
+top of that I/O.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from shared.batches import create_batch
 from shared.jobs import BatchRequest, Job, JobKind, JobParams
 from shared.messaging import (
     connect_amqp,
+    declare_topology,
     make_message,
     open_publishing_channel,
     publish_confirmed,
+    settle_dead_queue,
 )
 from shared.redis_client import connect_redis
 from shared.settings import load_settings
@@ -54,7 +58,7 @@ async def publishing(app: Starlette) -> AsyncIterator[None]:
     redis = await connect_redis(settings)
     connection = await connect_amqp(settings)
     channel = await open_publishing_channel(connection)
-    await channel.declare_queue(settings.names.jobs_queue, durable=True)
+    await declare_topology(channel, settings.names, await settle_dead_queue(connection, settings))
     app.state.settings, app.state.redis, app.state.exchange = (
         settings,
         redis,
@@ -93,7 +97,11 @@ async def accept_published(request: Request) -> JSONResponse:
     await publish_confirmed(
         request.app.state.exchange,
         names.jobs_queue,
-        make_message(job.encode(), message_id=job.job_id),
+        make_message(
+            job.encode(),
+            headers={"job_id": job.job_id, "batch_id": batch_id, "trace_id": batch_id},
+            message_id=job.job_id,
+        ),
         timeout_s=settings.publish_timeout_s,
     )
     return JSONResponse({"batch_id": batch_id, "status": "running"}, status_code=202)

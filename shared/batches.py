@@ -228,17 +228,33 @@ def _finite(value: float) -> float | None:
 RECENT_BATCHES = 1000
 
 
+COUNT_RUNNING_SCRIPT = """
+local ids = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+local running = 0
+for _, id in ipairs(ids) do
+    if redis.call('HGET', ARGV[2] .. id, ARGV[3]) == ARGV[4] then
+        running = running + 1
+    end
+end
+return running
+"""
+"""Counted inside Redis: reading 1,000 statuses back cost the gateway about 30 ms of CPU a
+refresh in redis-py's reply parsing, against well under 1 ms in the server."""
+
+
 async def count_running_batches(redis: Redis, names: Names, *, recent: int = RECENT_BATCHES) -> int:
     """Running batches among the ``recent`` newest: a live figure whose cost stays bounded.
 
     Batches older than that window are not looked at; with more than ``recent`` batches
     running at once the figure is a lower bound.
     """
-    batch_ids = await redis.zrevrange(names.batches_index, 0, recent - 1)
-    if not batch_ids:
-        return 0
-    async with redis.pipeline(transaction=False) as pipe:
-        for batch_id in batch_ids:
-            pipe.hget(names.batch(str(batch_id)), BatchField.STATUS)
-        statuses = await pipe.execute()
-    return sum(1 for status in statuses if status == BatchState.RUNNING.value)
+    running = await redis.eval(
+        COUNT_RUNNING_SCRIPT,
+        1,
+        names.batches_index,
+        recent,
+        names.batch(""),
+        BatchField.STATUS.value,
+        BatchState.RUNNING.value,
+    )
+    return int(running)

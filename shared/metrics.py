@@ -312,6 +312,8 @@ class GatewayMetrics(Metrics):
             registry=r,
             buckets=HTTP_BUCKETS,
         )
+        self._http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._kind_children: dict[str, tuple[Counter, Counter]] = {}
 
     def track_queue_depths(self, depths: Callable[[], Mapping[str, float]]) -> None:
         """``coord_queue_depth{queue}``: ready messages per queue, read at scrape time."""
@@ -326,15 +328,34 @@ class GatewayMetrics(Metrics):
         self.live_collectors.append(collector)
 
     def batch_accepted(self, kind: str, jobs: int) -> None:
-        self.batches_accepted.labels(**self.base, kind=kind).inc()
-        self.jobs_accepted.labels(**self.base, kind=kind).inc(jobs)
+        children = self._kind_children.get(kind)
+        if children is None:
+            children = self._kind_children[kind] = (
+                self.batches_accepted.labels(**self.base, kind=kind),
+                self.jobs_accepted.labels(**self.base, kind=kind),
+            )
+        batches, accepted_jobs = children
+        batches.inc()
+        accepted_jobs.inc(jobs)
 
     def set_batches_in_flight(self, count: int) -> None:
         self.batches_in_flight.labels(**self.base).set(count)
 
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.http_requests.labels(**self.base, method=method, route=route, status=str(status)).inc()
-        self.http_duration.labels(**self.base, method=method, route=route).observe(seconds)
+        """Once per request: the labelled children are looked up once per label set and
+        kept (the routes and statuses are few), not resolved by ``labels()`` each time."""
+        key = (method, route, status)
+        children = self._http_children.get(key)
+        if children is None:
+            children = self._http_children[key] = (
+                self.http_requests.labels(
+                    **self.base, method=method, route=route, status=str(status)
+                ),
+                self.http_duration.labels(**self.base, method=method, route=route),
+            )
+        requests, duration = children
+        requests.inc()
+        duration.observe(seconds)
 
 
 class AggregatorMetrics(Metrics):

@@ -132,6 +132,8 @@ async def test_api_key_guards_writes_when_configured(settings: Settings) -> None
     async with serve(create_app(guarded)) as client:
         body = {"kind": "io", "count": 1}
         assert (await client.post("/batches", json=body)).status_code == 401
+        bad_body = await client.post("/batches", json={"kind": "gpu"})
+        assert bad_body.status_code == 401, "no validation details before the key is checked"
         wrong = await client.post("/batches", json=body, headers={"X-API-Key": "nope"})
         assert wrong.status_code == 401
         right = await client.post("/batches", json=body, headers={"X-API-Key": "sekrit"})
@@ -174,15 +176,24 @@ async def test_a_done_batch_is_read_from_redis_once(
     assert (await client.get(f"/batches/{batch_id}")).json() == first
 
 
+@pytest.mark.parametrize("count", [1, 3], ids=["one job, published directly", "windowed"])
 async def test_an_unroutable_batch_answers_503(
-    client: httpx.AsyncClient, settings: Settings, amqp: AbstractRobustConnection, redis: Redis
+    client: httpx.AsyncClient,
+    settings: Settings,
+    amqp: AbstractRobustConnection,
+    redis: Redis,
+    count: int,
 ) -> None:
-    """No jobs queue: the broker returns every job, so nothing may be promised with a 202."""
+    """No jobs queue: the broker returns every job, so nothing may be promised with a 202,
+    and the batch is marked aborted with nothing confirmed."""
     async with amqp.channel() as channel:
         await channel.queue_delete(settings.names.jobs_queue)
-    answer = await client.post("/batches", json={"kind": "io", "count": 3})
+    answer = await client.post("/batches", json={"kind": "io", "count": count})
     assert answer.status_code == 503, answer.text
     assert "did not confirm" in answer.json()["detail"]
+    (batch_id,) = await redis.zrange(settings.names.batches_index, 0, -1)
+    fields = await redis.hgetall(settings.names.batch(batch_id))
+    assert (fields["status"], fields["confirmed"]) == ("aborted", "0")
 
 
 async def cancel_mid_publish(gateway: Gateway, redis: Redis, names: Names) -> str:
