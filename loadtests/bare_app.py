@@ -4,7 +4,7 @@
 ``fastapi`` parses and validates the body with the gateway's own ``BatchRequest`` model
 before answering: what the framework adds. ``publish`` is bare Starlette doing the I/O a
 one-job submit must do: one Redis pipeline write (the batch record) and one persistent,
-confirmed publish with the gateway's headers, into the namespace ``COORD_NAMESPACE`` names:
+confirmed publish of a job message like the gateway's, into the namespace ``COORD_NAMESPACE`` names:
 the benchmark's cluster's by default, whose worker and aggregator then run and fold these
 jobs as they do the gateway's. The gateway's rate over ``publish``'s is its own overhead on
 top of that I/O.
@@ -97,11 +97,7 @@ async def accept_published(request: Request) -> JSONResponse:
     await publish_confirmed(
         request.app.state.exchange,
         names.jobs_queue,
-        make_message(
-            job.encode(),
-            headers={"job_id": job.job_id, "batch_id": batch_id, "trace_id": batch_id},
-            message_id=job.job_id,
-        ),
+        make_message(job.encode(), message_id=job.job_id),
         timeout_s=settings.publish_timeout_s,
     )
     return JSONResponse({"batch_id": batch_id, "status": "running"}, status_code=202)

@@ -18,6 +18,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
+from shared.codec import loads
 from shared.jobs import InvalidMessage, decode_job
 from shared.messaging import (
     DeadQueuePolicy,
@@ -30,6 +31,20 @@ from shared.settings import Settings
 MAX_LISTED = 1000
 PREVIEW_CHARS = 120
 HEADERS_SHOWN = ("job_id", "batch_id", "trace_id")
+
+
+def letter_ids(headers: Mapping[str, Any], body: bytes) -> dict[str, str]:
+    """The job's ids from the letter's headers or, since jobs and results carry them in
+    their body only (a headers table costs the broker on every message), from its body."""
+    if shown := {k: str(headers[k]) for k in HEADERS_SHOWN if k in headers}:
+        return shown
+    try:
+        decoded = loads(body)
+    except ValueError:
+        return {}
+    if not isinstance(decoded, dict):
+        return {}
+    return {k: str(decoded[k]) for k in HEADERS_SHOWN if isinstance(decoded.get(k), str)}
 
 
 class DeadLetterError(RuntimeError):
@@ -62,7 +77,7 @@ def describe(message: AbstractIncomingMessage) -> DeadLetter:
         origin=str(last.get("queue", "unknown")),
         deaths=sum(int(d.get("count", 1)) for d in deaths if isinstance(d, Mapping)),
         died_at=died.astimezone(dt.UTC).isoformat() if isinstance(died, dt.datetime) else "",
-        headers={k: str(headers[k]) for k in HEADERS_SHOWN if k in headers},
+        headers=letter_ids(headers, message.body),
         size=len(message.body),
         preview=message.body[:PREVIEW_CHARS].decode("utf-8", "replace"),
     )

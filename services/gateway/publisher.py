@@ -21,7 +21,11 @@ def new_batch_id() -> str:
 def job_messages(
     names: Names, batch_id: str, request: BatchRequest, trace_id: str
 ) -> Iterator[tuple[str, aio_pika.Message]]:
-    """One persistent message per job, built lazily so a large batch is never all in memory."""
+    """One persistent message per job, built lazily so a large batch is never all in memory.
+
+    The job's ids travel in its body only, as a result's do: every reader decodes the body
+    anyway, and a headers table costs the broker on every message
+    (``python -m loadtests.bench.headers``)."""
     for index in range(request.count):
         job = Job(
             job_id=f"{batch_id}.{index}",
@@ -32,8 +36,7 @@ def job_messages(
             submitted_at=time.time(),
             trace_id=trace_id,
         )
-        headers = {"job_id": job.job_id, "batch_id": batch_id, "trace_id": trace_id}
-        yield names.jobs_queue, make_message(job.encode(), headers=headers, message_id=job.job_id)
+        yield names.jobs_queue, make_message(job.encode(), message_id=job.job_id)
 
 
 async def publish_batch(
