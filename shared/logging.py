@@ -100,7 +100,8 @@ def job_context(**ids: str) -> Iterator[None]:
 
 
 def context_headers(headers: Mapping[str, Any] | None) -> dict[str, str]:
-    """The job ids carried in AMQP headers, ready to bind."""
+    """The job ids in AMQP headers, ready to bind: a message that does not decode may still
+    carry them (ours carry their ids in the body)."""
     if not headers:
         return {}
     return {k: str(headers[k]) for k in JOB_CONTEXT_KEYS if headers.get(k)}
