@@ -79,6 +79,8 @@ class WorkerAcks:
     async def ack(self, message: AbstractIncomingMessage) -> None:
         """Returns once the job's ack is written, alone or within a multiple ack; raises a
         broker error when it could not be."""
+        if self.settled_here(message):
+            return
         channel = live_channel(message)
         tags = self.by_channel.get(channel) if channel is not None else None
         tag = message.delivery_tag
@@ -94,13 +96,26 @@ class WorkerAcks:
             self.flushing = asyncio.create_task(self.flush())
         await written
 
+    def settled_here(self, message: AbstractIncomingMessage) -> bool:
+        """True once the message's tag was settled through here, e.g. covered by a multiple
+        ack (aio-pika marks only the message a multiple ack is sent on as processed): a
+        second settle of a tag would close the channel."""
+        channel = live_channel(message)
+        tags = self.by_channel.get(channel) if channel is not None else None
+        tag = message.delivery_tag
+        return tags is not None and tag not in tags.unsettled and tag not in tags.finished
+
     async def nack(self, message: AbstractIncomingMessage, *, requeue: bool) -> None:
+        if self.settled_here(message):
+            return
         try:
             await message.nack(requeue=requeue)
         finally:
             self.forget(message)
 
     async def reject(self, message: AbstractIncomingMessage, *, requeue: bool) -> None:
+        if self.settled_here(message):
+            return
         try:
             await message.reject(requeue=requeue)
         finally:

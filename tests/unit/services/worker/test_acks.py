@@ -169,3 +169,16 @@ async def test_acks_asked_for_during_a_flush_wait_for_the_same_flusher() -> None
 
     assert channel.written == [("ack", 2, True), ("ack", 5, False), ("ack", 6, True)]
     assert acks.by_channel[channel].unsettled == {7}
+
+
+async def test_a_job_covered_by_a_multiple_ack_is_never_settled_again() -> None:
+    """A nack after the ack (a failure in the job's bookkeeping) would be a second settle
+    of the tag, which closes the channel."""
+    acks, channel = WorkerAcks(), FakeChannel()
+    messages = delivered(acks, channel, range(1, 4))
+    await asyncio.gather(*(acks.ack(m) for m in messages))
+
+    await acks.nack(messages[0], requeue=True)
+    await acks.reject(messages[1], requeue=False)
+
+    assert channel.written == [("ack", 3, True)]
