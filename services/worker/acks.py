@@ -79,12 +79,15 @@ class WorkerAcks:
     async def ack(self, message: AbstractIncomingMessage) -> None:
         """Returns once the job's ack is written, alone or within a multiple ack; raises a
         broker error when it could not be."""
-        if self.settled_here(message):
-            return
         channel = live_channel(message)
         tags = self.by_channel.get(channel) if channel is not None else None
         tag = message.delivery_tag
-        if not self.multiple or tags is None or tag is None or tag not in tags.unsettled:
+        if tags is not None:
+            if tag in tags.finished:
+                raise RuntimeError(f"delivery tag {tag} is already waiting for its ack")
+            if tag not in tags.unsettled:
+                return
+        if not self.multiple or tags is None or tag is None:
             try:
                 await message.ack()
             finally:
