@@ -86,6 +86,15 @@ class Subscription:
         self.tag = None
 
 
+def live_channel(message: AbstractIncomingMessage) -> object | None:
+    """The message's channel, or None once it has closed (aio-pika raises then)."""
+    try:
+        channel = message.channel
+    except BROKER_ERRORS:
+        return None
+    return None if channel.is_closed else channel
+
+
 def from_lost_channel(message: AbstractIncomingMessage) -> bool:
     """True for a message whose channel has closed: the broker redelivers it, and it can
     no longer be acked, so working on it is wasted."""

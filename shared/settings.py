@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     )
     runners: int = Field(default=64, ge=1, le=10_000)
     prefetch: int = Field(default=0, ge=0, le=65_535, description="0 means twice the runners.")
+    worker_ack_multiple: bool = Field(
+        default=True,
+        description="Ack the jobs whose results were confirmed in one loop turn with one "
+        "multiple ack up to the highest tag below which every unsettled tag is finished; "
+        "otherwise each on its own.",
+    )
     max_attempts: int = Field(default=3, ge=1, le=20)
     retry_backoff_s: float = Field(
         default=0.2,

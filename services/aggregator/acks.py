@@ -13,16 +13,7 @@ from weakref import WeakKeyDictionary
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from shared.messaging import BROKER_ERRORS
-
-
-def live_channel(message: AbstractIncomingMessage) -> object | None:
-    """The message's channel, or None once it has closed (aio-pika raises then)."""
-    try:
-        channel = message.channel
-    except BROKER_ERRORS:
-        return None
-    return None if channel.is_closed else channel
+from shared.messaging import live_channel
 
 
 class UnsettledTags:

@@ -9,7 +9,10 @@ nowhere and reported back, to be dead-lettered. Each batch touched gets its TTL 
 state expires ``ttl`` after a batch's last activity, never mid-run. A batch whose last job
 lands is marked done and announced on the pub/sub channel inside the same script, so no
 waiter misses it. The script spells no field name or state of the batch hash: it receives
-them from :data:`shared.batches.FOLD_NAMES` as arguments.
+them from :data:`shared.batches.FOLD_NAMES` as arguments. Each batch's keys and id, and
+each worker's name, are sent once per slice, and a result refers to them by number: the
+command's size, which the aggregator encodes and Redis parses, grows by a job id and a few
+small numbers per result.
 """
 
 from __future__ import annotations
@@ -33,7 +36,12 @@ HEADER = ("ttl", "channel", "now", "max_value", "buckets", *FOLD_NAMES)
 FOLD_BODY = """
 ttl, max_value, buckets = tonumber(ttl), tonumber(max_value), tonumber(buckets)
 local index_key = KEYS[1]
-local count = (#KEYS - 1) / 2
+local batch_count, worker_count = tonumber(ARGV[first_table]), tonumber(ARGV[first_table + 1])
+local first_result = first_table + 2 + batch_count + worker_count
+local count = (#ARGV - first_result + 1) / per_result
+local batch_ids, workers = {}, {}
+for b = 1, batch_count do batch_ids[b] = ARGV[first_table + 1 + b] end
+for w = 1, worker_count do workers[w] = ARGV[first_table + 1 + batch_count + w] end
 
 local function integer_within(text, low, high)
   if not string.match(text, '^%d+$') or #text > 15 then return false end
@@ -59,10 +67,11 @@ local folded, duplicates, orphans = 0, 0, 0
 local touched, order = {}, {}
 for i = 0, count - 1 do
   if valid[i] then
-    local batch_key, seen_key = KEYS[2*i+2], KEYS[2*i+3]
     local a = first_result + per_result * i
-    local batch_id, job_id, ok, value = ARGV[a], ARGV[a+1], ARGV[a+2], ARGV[a+3]
-    local latency, bucket, worker = ARGV[a+4], ARGV[a+5], ARGV[a+6]
+    local b = tonumber(ARGV[a])
+    local batch_key, seen_key, batch_id = KEYS[2*b], KEYS[2*b+1], batch_ids[b]
+    local job_id, ok, value = ARGV[a+1], ARGV[a+2], ARGV[a+3]
+    local latency, bucket, worker = ARGV[a+4], ARGV[a+5], workers[tonumber(ARGV[a+6])]
     if redis.call('EXISTS', batch_key) == 0 then
       orphans = orphans + 1
     elseif redis.call('SADD', seen_key, job_id) == 0 then
@@ -116,7 +125,7 @@ def fold_script() -> str:
     """The script: one local per :data:`HEADER` argument, in the order :meth:`ResultFolder.fold`
     sends them, then the fold itself, which names every field and state by those locals."""
     arguments = [f"local {name} = ARGV[{i}]" for i, name in enumerate(HEADER, start=1)]
-    layout = [f"local first_result = {len(HEADER) + 1}", f"local per_result = {ARGS_PER_RESULT}"]
+    layout = [f"local first_table = {len(HEADER) + 1}", f"local per_result = {ARGS_PER_RESULT}"]
     return "\n".join([*arguments, *layout]) + FOLD_BODY
 
 
@@ -149,19 +158,32 @@ class ResultFolder:
             "buckets": LATENCY_BUCKETS.buckets,
             **FOLD_NAMES,
         }
-        args = [header[name] for name in HEADER]
+        batches: dict[str, int] = {}
+        workers: dict[str, int] = {}
+        rows: list[str | int] = []
         for result in results:
-            keys += [self.names.batch(result.batch_id), self.names.batch_seen(result.batch_id)]
+            batch_no = batches.setdefault(result.batch_id, len(batches) + 1)
+            worker_no = workers.setdefault(result.worker, len(workers) + 1)
             latency_ms = max(0.0, (now - result.submitted_at) * 1000)
-            args += [
-                result.batch_id,
+            rows += [
+                batch_no,
                 result.job_id,
                 1 if result.ok else 0,
                 result.value,
                 f"{latency_ms:.3f}",
                 LATENCY_BUCKETS.index(latency_ms),
-                result.worker,
+                worker_no,
             ]
+        for batch_id in batches:
+            keys += [self.names.batch(batch_id), self.names.batch_seen(batch_id)]
+        args = [
+            *(header[name] for name in HEADER),
+            len(batches),
+            len(workers),
+            *batches,
+            *workers,
+            *rows,
+        ]
         folded, duplicates, orphans, done, invalid = await self.script(keys=keys, args=args)
         return FoldOutcome(
             int(folded),

@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
 
+from services.worker.acks import WorkerAcks
 from services.worker.decide import DeadLetter, Decision, Defer, Requeue, Retry, Stage, decide
 from services.worker.executors import CpuRunner
 from services.worker.steps import JobSteps
@@ -58,7 +59,8 @@ class JobConsumer:
         self.metrics = metrics or WorkerMetrics(
             settings.instance, mode=settings.worker_mode.value, process_metrics=False
         )
-        self.subscription = Subscription(jobs_queue, self.inbox.put)
+        self.acks = WorkerAcks(multiple=settings.worker_ack_multiple)
+        self.subscription = Subscription(jobs_queue, self.on_message)
         self.received = 0
         self.in_flight = 0
         self.completed = 0
@@ -81,6 +83,10 @@ class JobConsumer:
     async def stop_consuming(self) -> None:
         await self.subscription.stop()
 
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        self.acks.received(message)
+        await self.inbox.put(message)
+
     async def runner(self) -> None:
         while True:
             message = await self.inbox.get()
@@ -102,7 +108,7 @@ class JobConsumer:
                 raise_if_cancelling(exc)
                 log.exception("job_handling_failed", error=repr(exc))
                 with contextlib.suppress(Exception):
-                    await message.nack(requeue=True)
+                    await self.acks.nack(message, requeue=True)
             finally:
                 self.in_flight -= 1
                 self.inbox.task_done()
@@ -130,7 +136,7 @@ class JobConsumer:
             await self.carry_out(decide(job, exc, self.settings), job, message, exc)
             return
         await self.publish_result(job, ok=True, value=value, durations=durations, error=None)
-        await message.ack()
+        await self.acks.ack(message)
         self.completed += 1
         self.metrics.job_completed(job.kind.value, durations)
         log.info(
@@ -171,18 +177,18 @@ class JobConsumer:
                 log.warning("publish_refused", error=repr(exc), requeued=True)
                 await asyncio.sleep(pause_s)
                 try:
-                    await message.nack(requeue=True)
+                    await self.acks.nack(message, requeue=True)
                 except BROKER_ERRORS as nack_exc:
                     raise_if_cancelling(nack_exc)
                     log.warning("nack_failed", error=repr(nack_exc))
             case DeadLetter(reason=reason, report=True) if job is not None:
                 await self.publish_result(job, ok=False, value=0, durations={}, error=reason)
-                await message.reject(requeue=False)
+                await self.acks.reject(message, requeue=False)
                 self.failed += 1
                 self.metrics.job_failed(job.kind.value)
                 log.error("job_failed", error=reason, attempts=job.attempt)
             case DeadLetter(reason=reason):
-                await message.reject(requeue=False)
+                await self.acks.reject(message, requeue=False)
                 self.dead_lettered += 1
                 self.metrics.job_failed("invalid")
                 log.warning("message_dead_lettered", reason=reason, size=len(message.body))
@@ -196,7 +202,7 @@ class JobConsumer:
             make_message(job.encode(), headers=message.headers, message_id=job.job_id),
             timeout_s=self.settings.publish_timeout_s,
         )
-        await message.ack()
+        await self.acks.ack(message)
 
     async def publish_result(
         self,
@@ -253,4 +259,6 @@ class JobConsumer:
             "abandoned": self.abandoned,
             "deferred": self.deferred,
             "publish_refused": self.publish_refused,
+            "multiple_acks": self.acks.multiple_acks,
+            "acks_covered": self.acks.acks_covered,
         }
