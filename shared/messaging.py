@@ -21,7 +21,6 @@ from aio_pika.abc import (
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
-    AbstractRobustChannel,
     AbstractRobustConnection,
 )
 
@@ -298,41 +297,29 @@ async def publish_many_confirmed(
     return progress.confirmed
 
 
-async def queue_depths(
-    connection: AbstractRobustConnection,
-    names: Names,
-    *,
-    channel: AbstractRobustChannel | None = None,
-) -> dict[str, int]:
+async def queue_depths(connection: AbstractRobustConnection, names: Names) -> dict[str, int]:
     """Messages ready in each queue of the namespace, or -1 where it does not exist.
 
     A passive declare creates nothing; because a missing queue closes the channel, the
-    next queue is asked on a fresh one. ``channel``, if open, is the caller's to keep: it is
-    asked first and left open, so a caller that asks every half second does not open and
-    close a channel (two round trips, and a channel process in the broker) each time. The
-    declares are not robust: a robust channel answers a passive declare of a queue it has
-    seen from its cache, with the count of that first time.
+    next queue is asked on a fresh one, and every channel is closed before returning. A
+    channel kept across calls was tried and dropped: the broker closes it at every missing
+    queue, and a declare on a robust channel that is being reopened can wait forever. The
+    declares are not robust, so no channel remembers a queue to declare again.
     """
     depths: dict[str, int] = {}
-    borrowed = channel is not None and not channel.is_closed
-    current = (
-        channel
-        if borrowed and channel is not None
-        else await connection.channel(publisher_confirms=False)
-    )
+    channel = await connection.channel(publisher_confirms=False)
     try:
         for name in names.all_queues:
-            if current.is_closed:
-                borrowed = False
-                current = await connection.channel(publisher_confirms=False)
+            if channel.is_closed:
+                channel = await connection.channel(publisher_confirms=False)
             try:
-                queue = await current.declare_queue(name, passive=True, robust=False)
+                queue = await channel.declare_queue(name, passive=True, robust=False)
                 depths[name] = queue.declaration_result.message_count or 0
             except aio_pika.exceptions.ChannelClosed:
                 depths[name] = -1
     finally:
-        if not borrowed and not current.is_closed:
-            await current.close()
+        if not channel.is_closed:
+            await channel.close()
     return summed_delay_queues(names, depths)
 
 

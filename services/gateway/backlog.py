@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import aio_pika
-from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractRobustConnection
 
 from shared.messaging import queue_depths
 from shared.names import Names
@@ -22,7 +22,6 @@ class BacklogMonitor:
         self.names = names
         self.interval_s = interval_s
         self.depths: dict[str, int] = {}
-        self.channel: AbstractRobustChannel | None = None
         self.refreshes = 0
 
     @property
@@ -31,25 +30,26 @@ class BacklogMonitor:
         return max(0, self.depths.get(self.names.jobs_queue, 0))
 
     async def refresh(self) -> None:
-        """One channel for every refresh, opened again only once closed, and the jobs queue
-        alone between full rounds: a channel opened and closed, and 13 passive declares,
-        twice a second cost the gateway and the broker more CPU, idle, than everything else
-        the gateway does between requests."""
-        channel = self.channel
-        if channel is None or channel.is_closed:
-            channel = self.channel = await self.connection.channel(publisher_confirms=False)
+        """The jobs queue alone between full rounds: 13 passive declares twice a second
+        cost the gateway and the broker more CPU, idle, than everything else the gateway
+        does between requests. Each refresh asks on channels of its own, closed after
+        (:func:`~shared.messaging.queue_depths` says why none is kept)."""
         if self.refreshes % EVERY_QUEUE_EVERY == 0 or not self.depths:
-            self.depths = await queue_depths(self.connection, self.names, channel=channel)
+            self.depths = await queue_depths(self.connection, self.names)
         else:
-            self.depths = {**self.depths, self.names.jobs_queue: await self.jobs_depth(channel)}
+            self.depths = {**self.depths, self.names.jobs_queue: await self.jobs_depth()}
         self.refreshes += 1
 
-    async def jobs_depth(self, channel: AbstractRobustChannel) -> int:
+    async def jobs_depth(self) -> int:
         """Ready messages in the jobs queue, or -1 where it does not exist."""
+        channel = await self.connection.channel(publisher_confirms=False)
         try:
             queue = await channel.declare_queue(self.names.jobs_queue, passive=True, robust=False)
         except aio_pika.exceptions.ChannelClosed:
             return -1
+        finally:
+            if not channel.is_closed:
+                await channel.close()
         return queue.declaration_result.message_count or 0
 
     async def run(self) -> None:

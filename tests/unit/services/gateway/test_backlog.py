@@ -1,4 +1,4 @@
-"""The backlog monitor keeps one channel and asks every queue only every few refreshes."""
+"""The backlog monitor asks every queue only every few refreshes, each on channels it closes."""
 
 from __future__ import annotations
 
@@ -34,27 +34,18 @@ class FakeConnection:
         return self.opened[-1]
 
 
-async def test_one_channel_and_the_jobs_queue_alone_between_full_rounds() -> None:
+async def test_the_jobs_queue_alone_between_full_rounds() -> None:
     names = Names("t")
     connection = FakeConnection()
     monitor = BacklogMonitor(cast(AbstractRobustConnection, connection), names)
     for _ in range(EVERY_QUEUE_EVERY + 1):
         await monitor.refresh()
-    [channel] = connection.opened
-    every = len(names.all_queues)
-    assert channel.asked[:every] == list(names.all_queues)
-    assert channel.asked[every:] == [names.jobs_queue] * (EVERY_QUEUE_EVERY - 1) + list(
-        names.all_queues
-    )
-    assert not channel.is_closed
+    asked = [[*channel.asked] for channel in connection.opened]
+    assert asked == [
+        list(names.all_queues),
+        *[[names.jobs_queue]] * (EVERY_QUEUE_EVERY - 1),
+        list(names.all_queues),
+    ]
+    assert all(channel.is_closed for channel in connection.opened)
     assert monitor.depth == 7
     assert monitor.depths[names.results_queue] == 7
-
-
-async def test_a_closed_channel_is_replaced() -> None:
-    connection = FakeConnection()
-    monitor = BacklogMonitor(cast(AbstractRobustConnection, connection), Names("t"))
-    await monitor.refresh()
-    connection.opened[0].is_closed = True
-    await monitor.refresh()
-    assert len(connection.opened) == 2
