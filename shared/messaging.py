@@ -297,23 +297,34 @@ async def publish_many_confirmed(
     return progress.confirmed
 
 
-async def queue_depths(connection: AbstractRobustConnection, names: Names) -> dict[str, int]:
+async def open_asking_channel(connection: AbstractConnection) -> aio_pika.Channel:
+    """A plain channel for passive declares, which the broker closes at a missing queue.
+
+    A robust connection's own channels reopen themselves once the broker has closed them,
+    so each missing queue asked through one would leave an open channel behind (a gateway
+    asking twice a second piled them up until the broker's channel limit, and its memory
+    grew with them); a plain channel stays closed.
+    """
+    channel = aio_pika.Channel(connection, publisher_confirms=False)
+    await channel
+    return channel
+
+
+async def queue_depths(connection: AbstractConnection, names: Names) -> dict[str, int]:
     """Messages ready in each queue of the namespace, or -1 where it does not exist.
 
     A passive declare creates nothing; because a missing queue closes the channel, the
-    next queue is asked on a fresh one, and every channel is closed before returning. A
-    channel kept across calls was tried and dropped: the broker closes it at every missing
-    queue, and a declare on a robust channel that is being reopened can wait forever. The
-    declares are not robust, so no channel remembers a queue to declare again.
+    next queue is asked on a fresh one, and the last is closed before returning. A channel
+    kept across calls was tried and dropped: the broker closes it at every missing queue.
     """
     depths: dict[str, int] = {}
-    channel = await connection.channel(publisher_confirms=False)
+    channel = await open_asking_channel(connection)
     try:
         for name in names.all_queues:
             if channel.is_closed:
-                channel = await connection.channel(publisher_confirms=False)
+                channel = await open_asking_channel(connection)
             try:
-                queue = await channel.declare_queue(name, passive=True, robust=False)
+                queue = await channel.declare_queue(name, passive=True)
                 depths[name] = queue.declaration_result.message_count or 0
             except aio_pika.exceptions.ChannelClosed:
                 depths[name] = -1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aio_pika
 from aio_pika.abc import AbstractRobustConnection
 
-from shared.messaging import queue_depths
+from shared.messaging import open_asking_channel, queue_depths
 from shared.names import Names
 from shared.periodic import periodic
 
@@ -42,9 +42,9 @@ class BacklogMonitor:
 
     async def jobs_depth(self) -> int:
         """Ready messages in the jobs queue, or -1 where it does not exist."""
-        channel = await self.connection.channel(publisher_confirms=False)
+        channel = await open_asking_channel(self.connection)
         try:
-            queue = await channel.declare_queue(self.names.jobs_queue, passive=True, robust=False)
+            queue = await channel.declare_queue(self.names.jobs_queue, passive=True)
         except aio_pika.exceptions.ChannelClosed:
             return -1
         finally:

@@ -1,4 +1,5 @@
 import asyncio
+import uuid
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
@@ -9,7 +10,7 @@ from shared.messaging import (
     publish_many_confirmed,
     queue_depths,
 )
-from shared.names import retry_delay_ms
+from shared.names import Names, retry_delay_ms
 from shared.settings import Settings
 
 
@@ -95,3 +96,17 @@ async def test_depth_of_missing_queue_is_reported_not_created(
 ) -> None:
     depths = await queue_depths(amqp, settings.names)
     assert set(depths.values()) == {-1}
+
+
+async def test_asking_for_missing_queues_leaves_no_channel_open(
+    amqp: AbstractRobustConnection,
+) -> None:
+    """Each missing queue closes a channel; none of them may come back (a robust channel
+    would reopen itself, and a gateway asking twice a second would pile them up)."""
+    names = Names(f"absent{uuid.uuid4().hex[:8]}")
+    before = len(amqp.transport.connection.channels)
+    for _ in range(3):
+        depths = await queue_depths(amqp, names)
+        assert set(depths.values()) == {-1}
+    await asyncio.sleep(1.5)
+    assert len(amqp.transport.connection.channels) == before

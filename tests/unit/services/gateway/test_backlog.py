@@ -5,8 +5,11 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any, cast
 
+import pytest
 from aio_pika.abc import AbstractRobustConnection
 
+import shared.messaging
+from services.gateway import backlog
 from services.gateway.backlog import EVERY_QUEUE_EVERY, BacklogMonitor
 from shared.names import Names
 
@@ -25,27 +28,24 @@ class FakeChannel:
         self.is_closed = True
 
 
-class FakeConnection:
-    def __init__(self) -> None:
-        self.opened: list[FakeChannel] = []
+async def test_the_jobs_queue_alone_between_full_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[FakeChannel] = []
 
-    async def channel(self, **_: Any) -> FakeChannel:
-        self.opened.append(FakeChannel(depth=7))
-        return self.opened[-1]
+    async def open_channel(_: object) -> FakeChannel:
+        opened.append(FakeChannel(depth=7))
+        return opened[-1]
 
-
-async def test_the_jobs_queue_alone_between_full_rounds() -> None:
+    monkeypatch.setattr(backlog, "open_asking_channel", open_channel)
+    monkeypatch.setattr(shared.messaging, "open_asking_channel", open_channel)
     names = Names("t")
-    connection = FakeConnection()
-    monitor = BacklogMonitor(cast(AbstractRobustConnection, connection), names)
+    monitor = BacklogMonitor(cast(AbstractRobustConnection, object()), names)
     for _ in range(EVERY_QUEUE_EVERY + 1):
         await monitor.refresh()
-    asked = [[*channel.asked] for channel in connection.opened]
-    assert asked == [
+    assert [channel.asked for channel in opened] == [
         list(names.all_queues),
         *[[names.jobs_queue]] * (EVERY_QUEUE_EVERY - 1),
         list(names.all_queues),
     ]
-    assert all(channel.is_closed for channel in connection.opened)
+    assert all(channel.is_closed for channel in opened)
     assert monitor.depth == 7
     assert monitor.depths[names.results_queue] == 7
