@@ -139,6 +139,7 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.base = {"service": service, "instance": instance}
         self.worker_base = {**self.base, "mode": mode}
+        self.children: dict[tuple[Counter | Histogram, tuple[str, ...]], Any] = {}
         self.shared_dir = multiprocess_dir()
         self.live_collectors: list[Collector] = []
         if process_metrics and self.shared_dir is None:
@@ -156,6 +157,21 @@ class Metrics:
 
     def register(self, r: CollectorRegistry) -> None:
         """Register the role's own series on ``r``."""
+
+    @property
+    def series_base(self) -> dict[str, str]:
+        """The label values every series of this role starts with."""
+        return self.base
+
+    def child(self, metric: Counter | Histogram, *values: str) -> Any:
+        """``metric``'s series for this process and ``values``, looked up once:
+        ``labels()`` builds and checks the label tuple on every call, and these run on
+        every job or request."""
+        key = (metric, values)
+        series = self.children.get(key)
+        if series is None:
+            series = self.children[key] = metric.labels(*self.series_base.values(), *values)
+        return series
 
     def track_loop_lag(self, monitor: LoopLagMonitor) -> None:
         monitor.observers.append(self.loop_lag.labels(**self.worker_base).observe)
@@ -201,8 +217,11 @@ class WorkerMetrics(Metrics):
 
     SERVICE = "worker"
 
+    @property
+    def series_base(self) -> dict[str, str]:
+        return self.worker_base
+
     def register(self, r: CollectorRegistry) -> None:
-        self.children: dict[tuple[Counter | Histogram, tuple[str, ...]], Any] = {}
         self.jobs_received = Counter(
             "coord_jobs_received", "Jobs a worker took from the jobs queue.", JOB, registry=r
         )
@@ -240,15 +259,6 @@ class WorkerMetrics(Metrics):
             WORKER,
             registry=r,
         )
-
-    def child(self, metric: Counter | Histogram, *values: str) -> Any:
-        """``metric``'s series for this worker and ``values``, looked up once: ``labels()``
-        builds and checks the label tuple on every call, and these run on every job."""
-        key = (metric, values)
-        series = self.children.get(key)
-        if series is None:
-            series = self.children[key] = metric.labels(*self.worker_base.values(), *values)
-        return series
 
     def job_received(self, kind: str) -> None:
         self.child(self.jobs_received, kind).inc()
@@ -312,8 +322,6 @@ class GatewayMetrics(Metrics):
             registry=r,
             buckets=HTTP_BUCKETS,
         )
-        self._http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
-        self._kind_children: dict[str, tuple[Counter, Counter]] = {}
 
     def track_queue_depths(self, depths: Callable[[], Mapping[str, float]]) -> None:
         """``coord_queue_depth{queue}``: ready messages per queue, read at scrape time."""
@@ -328,34 +336,15 @@ class GatewayMetrics(Metrics):
         self.live_collectors.append(collector)
 
     def batch_accepted(self, kind: str, jobs: int) -> None:
-        children = self._kind_children.get(kind)
-        if children is None:
-            children = self._kind_children[kind] = (
-                self.batches_accepted.labels(**self.base, kind=kind),
-                self.jobs_accepted.labels(**self.base, kind=kind),
-            )
-        batches, accepted_jobs = children
-        batches.inc()
-        accepted_jobs.inc(jobs)
+        self.child(self.batches_accepted, kind).inc()
+        self.child(self.jobs_accepted, kind).inc(jobs)
 
     def set_batches_in_flight(self, count: int) -> None:
         self.batches_in_flight.labels(**self.base).set(count)
 
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        """Once per request: the labelled children are looked up once per label set and
-        kept (the routes and statuses are few), not resolved by ``labels()`` each time."""
-        key = (method, route, status)
-        children = self._http_children.get(key)
-        if children is None:
-            children = self._http_children[key] = (
-                self.http_requests.labels(
-                    **self.base, method=method, route=route, status=str(status)
-                ),
-                self.http_duration.labels(**self.base, method=method, route=route),
-            )
-        requests, duration = children
-        requests.inc()
-        duration.observe(seconds)
+        self.child(self.http_requests, method, route, str(status)).inc()
+        self.child(self.http_duration, method, route).observe(seconds)
 
 
 class AggregatorMetrics(Metrics):
