@@ -22,16 +22,23 @@ async def jobs_left(amqp: AbstractRobustConnection, settings: Settings) -> int:
     return (await queue_depths(amqp, settings.names))[settings.names.jobs_queue]
 
 
+async def queued(
+    amqp: AbstractRobustConnection, settings: Settings, bodies: list[bytes]
+) -> None:
+    """The bodies waiting in the jobs queue before anything consumes it."""
+    publisher = await amqp.channel()
+    await declare_topology(publisher, settings.names)
+    for body in bodies:
+        await publisher.default_exchange.publish(
+            make_message(body), routing_key=settings.names.jobs_queue
+        )
+    await publisher.close()
+
+
 async def delivered(
     amqp: AbstractRobustConnection, settings: Settings, acks: WorkerAcks, count: int
 ) -> tuple[object, list[AbstractIncomingMessage]]:
-    publisher = await amqp.channel()
-    await declare_topology(publisher, settings.names)
-    for index in range(count):
-        await publisher.default_exchange.publish(
-            make_message(str(index).encode()), routing_key=settings.names.jobs_queue
-        )
-    await publisher.close()
+    await queued(amqp, settings, [str(index).encode() for index in range(count)])
     channel = await amqp.channel()
     queue = await channel.get_queue(settings.names.jobs_queue)
     messages = [await queue.get(timeout=5, no_ack=False) for _ in range(count)]
@@ -69,13 +76,18 @@ async def test_a_multiple_ack_after_a_nack_settles_the_rest(
 
 
 async def test_a_worker_under_a_burst_acks_many_jobs_at_once_and_each_once(
-    in_process: Callable[..., InProcessCluster], settings: Settings, redis: Redis
+    in_process: Callable[..., InProcessCluster],
+    settings: Settings,
+    redis: Redis,
+    amqp: AbstractRobustConnection,
 ) -> None:
-    """Published before the worker starts, so they arrive in a burst, as under load; a
-    double ack would close the channel, and a missed one would leave jobs in the queue."""
+    """Queued before the worker starts, so they arrive in a burst, as under load. Published
+    one confirmed message at a time to a running worker, they would each be run and acked
+    before the next arrived. A double ack would close the channel, and a missed one would
+    leave jobs in the queue."""
     batch_id, jobs = await new_batch(redis, settings, JobKind.IO, [2] * 300, io_ms=0)
+    await queued(amqp, settings, [job.encode() for job in jobs])
     async with in_process(runners=16) as cluster:
-        await cluster.publish([job.encode() for job in jobs])
         await cluster.run_until(is_done(redis, settings, batch_id))
         assert not cluster.worker_channel.is_closed
     status = await batch_done(redis, settings, batch_id)
