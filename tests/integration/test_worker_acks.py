@@ -22,9 +22,7 @@ async def jobs_left(amqp: AbstractRobustConnection, settings: Settings) -> int:
     return (await queue_depths(amqp, settings.names))[settings.names.jobs_queue]
 
 
-async def queued(
-    amqp: AbstractRobustConnection, settings: Settings, bodies: list[bytes]
-) -> None:
+async def queued(amqp: AbstractRobustConnection, settings: Settings, bodies: list[bytes]) -> None:
     """The bodies waiting in the jobs queue before anything consumes it."""
     publisher = await amqp.channel()
     await declare_topology(publisher, settings.names)
