@@ -298,13 +298,25 @@ def container_status(
     else:
         report["instances"] = [beat.model_dump(mode="json") for beat in answer.instances]
         report["queues"] = answer.queues
-    for member in members:
-        beat = next(
-            (i for i in report["instances"] if i["instance"].startswith(member["instance_prefix"])),
-            None,
-        )
-        member["instance"] = beat["instance"] if beat else member["name"]
+    report["members"] = members_by_process(members, [i["instance"] for i in report["instances"]])
     return report
+
+
+def members_by_process(members: list[dict[str, Any]], instances: list[str]) -> list[dict[str, Any]]:
+    """Each container matched to its heartbeats by its instance prefix; a container that
+    runs several service processes (a gateway group, ``GATEWAYS=N``) becomes one row per
+    process, ``gateway-1.1``, ``gateway-1.2``, as ``cluster status`` lists them locally."""
+    rows: list[dict[str, Any]] = []
+    for member in members:
+        beats = sorted(i for i in instances if i.startswith(member["instance_prefix"]))
+        if len(beats) <= 1:
+            rows.append({**member, "instance": beats[0] if beats else member["name"]})
+            continue
+        rows.extend(
+            {**member, "name": f"{member['name']}.{index}", "instance": instance}
+            for index, instance in enumerate(beats, start=1)
+        )
+    return rows
 
 
 def default_project_name() -> str:
