@@ -610,6 +610,7 @@ def compare_gateways(
         "ratio": ratio,
         "target": TWO_GATEWAYS_TARGET,
         "met": ratio is not None and ratio >= TWO_GATEWAYS_TARGET,
+        "cores_allow": cores_allow(runs["1 gateway"]),
         "runs": runs,
     }
 
@@ -652,6 +653,33 @@ def print_gateways(result: dict[str, Any]) -> None:
         cpu.add_row(process, *cells)
     console.print(cpu)
     console.print(gateways_verdict(runs["2 gateways"]))
+    bound = result.get("cores_allow")
+    if bound is not None:
+        console.print(
+            f"at one gateway's CPU per request (the machine busy {bound['machine_pct']:.0f}% "
+            f"at {bound['rps']:,.0f} req/s), these {bound['capacity_pct'] // 100} cores allow at "
+            f"most {bound['ratio']:.2f}x one gateway, whatever the number of gateway processes"
+        )
+
+
+def cores_allow(runs: list[dict[str, Any]]) -> dict[str, float] | None:
+    """The most any number of gateways could reach over one gateway on this machine if each
+    request kept costing what it cost with one: all cores ÷ the machine's busy share then.
+
+    A second process adds a core to the gateways only where the broker, Redis, workers,
+    aggregator and load generator leave one; this is the ceiling to read the ratio against.
+    """
+    capacity = 100 * (os.cpu_count() or 1)
+    machine = statistics.median(r["cpu_pct"]["machine (all processes)"] for r in runs)
+    rps = statistics.median(r["rps"] for r in runs)
+    if machine <= 0:
+        return None
+    return {
+        "capacity_pct": capacity,
+        "machine_pct": machine,
+        "rps": rps,
+        "ratio": round(capacity / machine, 2),
+    }
 
 
 def gateways_verdict(runs: list[dict[str, Any]]) -> str:

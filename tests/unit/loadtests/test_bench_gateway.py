@@ -7,6 +7,7 @@ from typing import Any
 from loadtests.bench_gateway import (
     PUBLISH_SHARE_TARGET,
     TARGET_USERS,
+    cores_allow,
     evaluate_targets,
     medians,
     ratios,
@@ -47,3 +48,14 @@ def test_a_run_without_publish_or_the_target_user_count_says_not_measured() -> N
         (target,) = evaluate_targets(overhead)
         assert (target["figure"], target["result"]) == (None, "not measured")
         assert target["threshold"] == f">= {PUBLISH_SHARE_TARGET}"
+
+
+def test_the_cores_allow_all_cores_over_the_busy_share_of_one_gateway() -> None:
+    runs = [
+        {"rps": rps, "cpu_pct": {"machine (all processes)": busy}}
+        for rps, busy in ((300, 150), (320, 160), (310, 170))
+    ]
+    bound = cores_allow(runs)
+    assert bound is not None
+    assert bound["rps"] == 310 and bound["machine_pct"] == 160
+    assert bound["ratio"] == round(bound["capacity_pct"] / 160, 2)
