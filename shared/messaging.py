@@ -297,17 +297,35 @@ async def publish_many_confirmed(
     return progress.confirmed
 
 
-async def open_asking_channel(connection: AbstractConnection) -> aio_pika.Channel:
-    """A plain channel for passive declares, which the broker closes at a missing queue.
+async def open_asking_channel(connection: AbstractConnection) -> aiormq.abc.AbstractChannel:
+    """A bare aiormq channel for passive declares, which the broker closes at a missing queue.
 
-    A robust connection's own channels reopen themselves once the broker has closed them,
-    so each missing queue asked through one would leave an open channel behind (a gateway
-    asking twice a second piled them up until the broker's channel limit, and its memory
-    grew with them); a plain channel stays closed.
+    Not an aio-pika channel, robust or plain. A robust connection's own channels reopen
+    themselves once the broker has closed them, so each missing queue asked through one
+    left an open channel behind (a gateway asking twice a second piled them up until the
+    broker's channel limit). A plain ``aio_pika.Channel`` stays closed but leaks on the
+    connection instead: aio-pika 10.2's ``UnderlayChannel`` hangs a close callback on
+    ``connection.closing`` at open and, at close, removes it from ``connection.closing``
+    read a second time; aiormq 7.2's ``closing`` returns a new observer future at every
+    read, so the removal misses and the connection keeps two observers, each with a
+    ``OneShotCallback``, its lock, event and task, per channel closed (one per channel
+    the broker closed): about 4 KB per channel, 0.5 MB a minute for the gateway's
+    backlog monitor, idle or busy. aiormq's own channel hangs nothing on the connection.
     """
-    channel = aio_pika.Channel(connection, publisher_confirms=False)
-    await channel
-    return channel
+    transport = connection.transport
+    if transport is None:
+        raise aiormq.exceptions.ChannelInvalidStateError("no connection to the broker")
+    return await transport.connection.channel(publisher_confirms=False)
+
+
+async def passive_depth(channel: aiormq.abc.AbstractChannel, queue: str) -> int:
+    """Messages ready in ``queue``, or -1 where it does not exist (the channel is then
+    closed by the broker)."""
+    try:
+        declared = await channel.queue_declare(queue, passive=True)
+    except aiormq.exceptions.ChannelClosed:
+        return -1
+    return declared.message_count or 0
 
 
 async def queue_depths(connection: AbstractConnection, names: Names) -> dict[str, int]:
@@ -323,11 +341,7 @@ async def queue_depths(connection: AbstractConnection, names: Names) -> dict[str
         for name in names.all_queues:
             if channel.is_closed:
                 channel = await open_asking_channel(connection)
-            try:
-                queue = await channel.declare_queue(name, passive=True)
-                depths[name] = queue.declaration_result.message_count or 0
-            except aio_pika.exceptions.ChannelClosed:
-                depths[name] = -1
+            depths[name] = await passive_depth(channel, name)
     finally:
         if not channel.is_closed:
             await channel.close()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import aio_pika
 from aio_pika.abc import AbstractRobustConnection
 
-from shared.messaging import open_asking_channel, queue_depths
+from shared.messaging import open_asking_channel, passive_depth, queue_depths
 from shared.names import Names
 from shared.periodic import periodic
 
@@ -44,13 +43,10 @@ class BacklogMonitor:
         """Ready messages in the jobs queue, or -1 where it does not exist."""
         channel = await open_asking_channel(self.connection)
         try:
-            queue = await channel.declare_queue(self.names.jobs_queue, passive=True)
-        except aio_pika.exceptions.ChannelClosed:
-            return -1
+            return await passive_depth(channel, self.names.jobs_queue)
         finally:
             if not channel.is_closed:
                 await channel.close()
-        return queue.declaration_result.message_count or 0
 
     async def run(self) -> None:
         await periodic("queue_depth", self.refresh, self.interval_s)

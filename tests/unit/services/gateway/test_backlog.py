@@ -20,9 +20,9 @@ class FakeChannel:
         self.depth = depth
         self.asked: list[str] = []
 
-    async def declare_queue(self, name: str, **_: Any) -> SimpleNamespace:
+    async def queue_declare(self, name: str, **_: Any) -> SimpleNamespace:
         self.asked.append(name)
-        return SimpleNamespace(declaration_result=SimpleNamespace(message_count=self.depth))
+        return SimpleNamespace(message_count=self.depth)
 
     async def close(self) -> None:
         self.is_closed = True
