@@ -66,7 +66,9 @@ def test_memory_alarm_bounds_publishes(
     )
     url = cluster.gateway_url
     count = 2000
-    batch_id = submit(url, "io", count, io_ms=50)
+    # A fresh private node on a busy machine may confirm 2,000 jobs slower than the
+    # publish timeout: that refusal is the feature, not the alarm, so it is retried.
+    batch_id = submit(url, "io", count, attempts=5, io_ms=50)
     wait_progress(url, batch_id, 20)
 
     private_rabbitmqctl(base, port, "set_vm_memory_high_watermark", "0.0001")

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from coordctl.client import GatewayClient
+from coordctl.client import GatewayClient, GatewayError
 from shared.api import BatchState
 from shared.jobs import BatchRequest, JobKind, JobParams
 
 Batch = dict[str, Any]
 
 
-def submit(gateway_url: str, kind: str, count: int, **params: int) -> str:
-    """Submit a batch and return its id; the gateway has confirmed every job by then."""
+def submit(gateway_url: str, kind: str, count: int, *, attempts: int = 1, **params: int) -> str:
+    """Submit a batch and return its id; the gateway has confirmed every job by then.
+
+    With ``attempts`` above 1, a ``503`` (the broker did not confirm in time: a refused
+    batch, never half-accepted) is retried after its ``Retry-After``, as a client would.
+    """
     request = BatchRequest(kind=JobKind(kind), count=count, params=JobParams(**params))
     with GatewayClient(gateway_url) as client:
-        return client.submit(request).batch_id
+        for attempt in range(1, attempts + 1):
+            try:
+                return client.submit(request).batch_id
+            except GatewayError as exc:
+                if exc.status_code != 503 or attempt == attempts:
+                    raise
+                time.sleep(exc.retry_after_s or 1.0)
+    raise AssertionError("attempts must be at least 1")
 
 
 def wait_done(gateway_url: str, batch_id: str, *, timeout_s: float = 60) -> Batch:
