@@ -282,9 +282,10 @@ def pool_split(result: ScenarioResult, calibration: Calibration) -> str:
         f"; the step took {_num(step)} ms of a child's CPU per job against "
         f"{_num(calibration.cpu_job_ms)} ms calibrated alone ({extra:+.2f} ms) and "
         f"{_num(pair)} ms in a bare prefork pool run {when}{beside}, so "
-        f"{_num(result.pipeline_cpu_ms_per_job - extra)} of the "
-        f"{_num(result.pipeline_cpu_ms_per_job)} pipeline ms/job ran outside the pool "
-        "(pool_step_cpu_ms_per_job in results.json)"
+        f"{_num(result.pipeline_cpu_ms_per_job - extra)} ms of CPU per job ran outside the "
+        f"pool (the pipeline figure, {_num(result.pipeline_cpu_ms_per_job)} ms/job, is counted "
+        "against the calibrated step, which drifts with the machine; "
+        "pool_step_cpu_ms_per_job in results.json)"
     )
 
 
