@@ -97,16 +97,6 @@ class Settings(BaseSettings):
         le=256,
         description="0 means one per CPU this process may use: affinity and cgroup quota.",
     )
-    pool_pin_cpus: bool = Field(
-        default=False,
-        description="Pin each process-pool child to one CPU of this process's affinity, in "
-        "turn. Measured on a shared 2-vCPU VM: no gain, so off (README, Pool efficiency).",
-    )
-    pool_sched_batch: bool = Field(
-        default=False,
-        description="Run the process-pool children under SCHED_BATCH. Measured as above: "
-        "no gain, so off.",
-    )
     runners: int = Field(default=64, ge=1, le=10_000)
     prefetch: int = Field(default=0, ge=0, le=65_535, description="0 means twice the runners.")
     worker_ack_multiple: bool = Field(

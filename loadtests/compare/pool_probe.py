@@ -9,7 +9,7 @@ medians of the per-round ratios survive a machine whose speed drifts by tens of 
 single figures taken minutes apart do not.
 
     python -m loadtests.compare.pool_probe --rounds 20 --jobs 20
-    python -m loadtests.compare.pool_probe --against '{"COORD_POOL_PIN_CPUS": "true"}'
+    python -m loadtests.compare.pool_probe --against '{"COORD_RUNNERS": "8"}'
 """
 
 from __future__ import annotations

@@ -16,9 +16,7 @@ from shared.settings import Settings, WorkerMode, load_settings
 async def main(settings: Settings) -> None:
     mode, pool_size = settings.worker_mode, settings.effective_pool_size
     metrics = WorkerMetrics(settings.instance, mode=mode.value)
-    cpu = CpuRunner(  # a mode this Python lacks fails here, before connecting
-        mode, pool_size, pin_cpus=settings.pool_pin_cpus, batch=settings.pool_sched_batch
-    )
+    cpu = CpuRunner(mode, pool_size)  # a mode this Python lacks fails here, before connecting
     async with ServiceRuntime(
         settings,
         "worker",

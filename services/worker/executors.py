@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -12,7 +11,6 @@ from typing import Any, TypeVar
 
 import structlog
 
-from services.worker.placement import place_child
 from services.worker.subinterpreters import interpreter_pool
 from shared.primes import count_primes
 from shared.settings import WorkerMode
@@ -32,13 +30,9 @@ class CpuRunner:
     job from then on.
     """
 
-    def __init__(
-        self, mode: WorkerMode, pool_size: int, *, pin_cpus: bool = False, batch: bool = False
-    ) -> None:
+    def __init__(self, mode: WorkerMode, pool_size: int) -> None:
         self.mode = mode
         self.pool_size = pool_size
-        self.pin_cpus = pin_cpus
-        self.batch = batch
         self.busy = 0
         self.pools_replaced = 0
         self.executor: Executor | None = self._new_executor()
@@ -47,15 +41,8 @@ class CpuRunner:
         if self.mode == WorkerMode.THREADS:
             return ThreadPoolExecutor(self.pool_size, thread_name_prefix="cpu")
         if self.mode == WorkerMode.PROCESSES:
-            context = multiprocessing.get_context("spawn")
-            cpus = (
-                tuple(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else ()
-            )
             return ProcessPoolExecutor(
-                self.pool_size,
-                mp_context=context,
-                initializer=place_child,
-                initargs=(context.Value("i", 0) if self.pin_cpus else None, cpus, self.batch),
+                self.pool_size, mp_context=multiprocessing.get_context("spawn")
             )
         if self.mode == WorkerMode.INTERPRETERS:
             return interpreter_pool(self.pool_size)
