@@ -66,7 +66,7 @@ from loadtests.harness import cpu_model
 from loadtests.reports import point_latest
 from shared.api import LatencySummary
 from shared.looplag import LagSummary
-from shared.settings import Settings
+from shared.settings import Settings, WorkerMode
 
 BUSY_LOAD_PER_CORE = 0.5
 STARVED_SHARE = 0.8
@@ -119,6 +119,32 @@ def with_ideal(
         update={
             "ideal_jobs_s": round(ideal, 2),
             "efficiency": round(result.throughput_jobs_s / ideal, 3),
+        }
+    )
+
+
+def with_prefork_beside(result: ScenarioResult, scenario: Scenario, plan: Plan) -> ScenarioResult:
+    """A process pool's result with a bare prefork pool run right after it, on as many
+    cores. The per-job CPU of one step drifts by tens of percent over a run on a shared VM,
+    so a baseline taken minutes earlier says as much about the machine as about the pool."""
+    if (
+        result.error is not None
+        or scenario.workload != Workload.CPU
+        or scenario.mode != WorkerMode.PROCESSES
+        or scenario.in_containers
+        or scenario.runtime != "default"
+    ):
+        return result
+    baseline = prefork(
+        plan.n,
+        scenario.cores_usable(plan.cores),
+        seconds=1.0 if plan.quick else 2.0,
+        rounds=3,
+    )
+    return result.model_copy(
+        update={
+            "prefork_jobs_s": baseline.jobs_s,
+            "prefork_step_cpu_ms_per_job": baseline.step_ms,
         }
     )
 
@@ -281,6 +307,7 @@ class Comparison:
                     ):
                         result = again
                     result = result.model_copy(update={"attempts": 2})
+                result = with_prefork_beside(result, scenario, self.plan)
                 if scenario.workload == Workload.OVERHEAD and result.error is None:
                     calibration.overhead_jobs_s = result.throughput_jobs_s
                 calibration = refine(calibration)

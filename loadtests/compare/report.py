@@ -269,14 +269,23 @@ def pool_split(result: ScenarioResult, calibration: Calibration) -> str:
     if step is None or result.pipeline_cpu_ms_per_job is None or result.workload != "cpu":
         return ""
     extra = step - calibration.cpu_job_ms
-    pair = calibration.prefork_step_ms
+    pair, when = calibration.prefork_step_ms, "before the scenarios"
+    if result.prefork_step_cpu_ms_per_job is not None:
+        pair, when = result.prefork_step_cpu_ms_per_job, "right after this scenario"
+    beside = ""
+    if result.prefork_jobs_s is not None:
+        beside = (
+            f" ({_num(result.prefork_jobs_s)} jobs/s against the pool's "
+            f"{_num(result.throughput_jobs_s)})"
+        )
     return (
         f"; the step took {_num(step)} ms of a child's CPU per job against "
         f"{_num(calibration.cpu_job_ms)} ms calibrated alone ({extra:+.2f} ms) and "
-        f"{_num(pair)} ms in the bare prefork pool, so "
-        f"{_num(result.pipeline_cpu_ms_per_job - extra)} of the "
-        f"{_num(result.pipeline_cpu_ms_per_job)} pipeline ms/job ran outside the pool "
-        "(pool_step_cpu_ms_per_job in results.json)"
+        f"{_num(pair)} ms in a bare prefork pool run {when}{beside}, so "
+        f"{_num(result.pipeline_cpu_ms_per_job - extra)} ms of CPU per job ran outside the "
+        f"pool (the pipeline figure, {_num(result.pipeline_cpu_ms_per_job)} ms/job, is counted "
+        "against the calibrated step, which drifts with the machine; "
+        "pool_step_cpu_ms_per_job in results.json)"
     )
 
 

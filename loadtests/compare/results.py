@@ -68,6 +68,19 @@ class ScenarioResult(BaseModel):
         "costs more in a child, beside another busy child and the pipeline, than alone (this "
         "minus cpu_job_ms), and the work outside the step (the rest).",
     )
+    prefork_jobs_s: float | None = Field(
+        default=None,
+        description="A local process pool on cpu only: jobs/s of a bare prefork pool of the "
+        "same size (multiprocessing.Pool, one job per task), run right after the scenario, "
+        "its cluster stopped. The machine's speed drifts by tens of percent over a run here, "
+        "so the pool is held against this, measured under the same conditions, rather than "
+        "against the calibration's prefork minutes earlier.",
+    )
+    prefork_step_cpu_ms_per_job: float | None = Field(
+        default=None,
+        description="The step's mean CPU per job in that prefork pool's children: against "
+        "pool_step_cpu_ms_per_job, what running in the cluster's pool costs the step itself.",
+    )
     latency_cdf_ms: list[float] = Field(
         description="Latency at every percentile 0..100, for the distribution chart."
     )

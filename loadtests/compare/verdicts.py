@@ -133,6 +133,11 @@ class Figures:
         self.pipeline_bound = POOL_PIPELINE_SHARE * results.calibration.cpu_job_ms
         self.prefork_efficiency = results.calibration.prefork_efficiency
         self.pool_vs_prefork = ratio(efficiency(self.cpu_pool), self.prefork_efficiency)
+        beside = self.cpu_pool.prefork_jobs_s if self.cpu_pool else None
+        if beside and self.cpu_pool and self.cpu_pool.ideal_jobs_s:
+            # The prefork pool run right after the scenario, under the same conditions.
+            self.prefork_efficiency = round(beside / self.cpu_pool.ideal_jobs_s, 3)
+            self.pool_vs_prefork = ratio(throughput(self.cpu_pool), beside)
         self.pool_speedup = ratio(throughput(self.cpu_pool), throughput(self.cpu_one))
         self.replica_speedup = ratio(throughput(self.cpu_replicas), throughput(self.cpu_one))
         self.lag_ratio = ratio(lag_p99(self.mixed_pool), lag_p99(self.mixed_one))

@@ -88,3 +88,15 @@ def test_container_rows_do_not_stand_in_for_local_ones(make_run: MakeRun) -> Non
     run = make_run()
     run.scenarios = [s for s in run.scenarios if s.name != "cpu/processes-1wx2"]
     assert verdicts(run)[3] == "not measured"
+
+
+def test_the_prefork_pool_run_beside_the_scenario_is_the_yardstick(make_run: MakeRun) -> None:
+    """The calibration's prefork (minutes earlier) loses to the one run right after the
+    pool's scenario, under the same conditions: a slower machine then lowers both."""
+    run = make_run(cpu_pool=150.0, prefork=190.0)
+    pool = next(s for s in run.scenarios if s.workload == "cpu" and s.mode == "processes")
+    index = run.scenarios.index(pool)
+    run.scenarios[index] = pool.model_copy(update={"prefork_jobs_s": 148.0})
+    against_prefork = next(t for t in targets(run) if "bare prefork" in t.name)
+    assert against_prefork.figure == pytest.approx(150 / 148, abs=1e-3)
+    assert against_prefork.passed
