@@ -1,0 +1,143 @@
+"""``python -m loadtests.bench.latency --rate N``: per-job latency at a set rate, on its own.
+
+The latency phase of ``make bench`` without the throughput rounds before it: a fresh cluster
+(its own namespace, ``--workers`` workers in processes), warmed up by 500 jobs, then batches
+of ``--per-batch`` trivial ``io`` jobs at ``--rate`` jobs/s for ``--seconds``, each job timed
+from the gateway's stamp to its fold. With ``--relay`` (the default) each round first sends
+the same messages at the same rate through the bare two-hop relay of the ceiling, timed from
+publish to sink: the broker's own latency, which the cluster cannot beat. ``--rounds``
+alternates the two; the medians are printed with the load average.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from coordctl.namespace import purge_namespace
+from coordctl.servers import free_port
+from loadtests.bench.ceiling import Hops, relay_latency
+from loadtests.bench.cluster import latency_at_rate, throughput
+from loadtests.harness import scoped_cluster
+from loadtests.reports import new_run_dir
+from shared.runtime import run_fast
+from shared.settings import Settings, WorkerMode, load_settings
+
+console = Console()
+app = typer.Typer(add_completion=False)
+
+Figures = dict[str, Any]
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def broker_latency(settings: Settings, *, rate: float, seconds: float, per_batch: int) -> Figures:
+    """The bare relay's latency at ``rate``, in queues of the settings' namespace, purged after."""
+    hops = Hops(
+        settings.amqp_url.get_secret_value(),
+        f"{settings.namespace}.latency.hop1",
+        f"{settings.namespace}.latency.hop2",
+    )
+    load = load_average()
+    try:
+        figures = run_fast(
+            relay_latency(
+                hops,
+                rate_jobs_s=rate,
+                seconds=seconds,
+                per_batch=per_batch,
+                window=settings.publish_window,
+            )
+        )
+    finally:
+        run_fast(purge_namespace(settings, extra_queues=(hops.first, hops.second)))
+    return figures | {"load_average": load}
+
+
+def medians(runs: list[Figures]) -> Figures:
+    keys = ("p50", "p95", "p99", "jobs", "load_average")
+    return {
+        key: round(statistics.median(run[key] for run in runs if run[key] is not None), 1)
+        for key in keys
+        if any(run[key] is not None for run in runs)
+    }
+
+
+def show(rounds: list[dict[str, Figures]]) -> None:
+    table = Table(title="latency, ms (gateway stamp → fold; relay: publish → sink)")
+    for column in ("round", "run", "jobs", "p50", "p95", "p99", "load avg"):
+        table.add_column(column, justify="right")
+    for index, round_ in enumerate(rounds, start=1):
+        for run, f in round_.items():
+            table.add_row(
+                str(index),
+                run,
+                f"{f['jobs']:,}",
+                *(f"{f[q]:.1f}" if f[q] is not None else "" for q in ("p50", "p95", "p99")),
+                f"{f['load_average']:.1f}",
+            )
+    for run in rounds[0]:
+        m = medians([r[run] for r in rounds])
+        table.add_row(
+            "median",
+            run,
+            f"{m.get('jobs', 0):,.0f}",
+            *(f"{m[q]:.1f}" if q in m else "" for q in ("p50", "p95", "p99")),
+            f"{m['load_average']:.1f}",
+            style="bold",
+        )
+    console.print(table)
+
+
+@app.command()
+def main(
+    rate: Annotated[float, typer.Option(min=1, help="jobs per second offered")] = 325.0,
+    seconds: Annotated[float, typer.Option(min=1, help="seconds of steady load a round")] = 10.0,
+    workers: Annotated[int, typer.Option(min=1, help="workers in the cluster")] = 2,
+    per_batch: Annotated[int, typer.Option(min=1, help="jobs per submitted batch")] = 10,
+    rounds: Annotated[int, typer.Option(min=1, help="alternating rounds; 3+ for a median")] = 1,
+    relay: Annotated[bool, typer.Option(help="also time the bare relay at the rate")] = True,
+    log_level: Annotated[str, typer.Option(help="the services' log level")] = "info",
+) -> None:
+    """Print per-job latency percentiles of the cluster (and of the bare relay) at a rate."""
+    out = new_run_dir(Path("reports/latency"))
+    settings = load_settings(log_level=log_level).replace(
+        namespace=f"latency{uuid.uuid4().hex[:8]}", gateway_port=free_port(), run_dir=out
+    )
+    results: list[dict[str, Figures]] = []
+    with scoped_cluster(settings, workers=workers, mode=WorkerMode.PROCESSES) as state:
+        run_fast(throughput(state, 500))
+        for index in range(rounds):
+            round_: dict[str, Figures] = {}
+            order = ["relay", "cluster"] if relay else ["cluster"]
+            for run in order if index % 2 == 0 else reversed(order):
+                if run == "relay":
+                    round_[run] = broker_latency(
+                        settings, rate=rate, seconds=seconds, per_batch=per_batch
+                    )
+                else:
+                    load = load_average()
+                    round_[run] = run_fast(
+                        latency_at_rate(
+                            state, rate_jobs_s=rate, seconds=seconds, per_batch=per_batch
+                        )
+                    ) | {"load_average": load}
+            results.append({run: round_[run] for run in order})
+    show(results)
+    console.print(
+        f"{rate:,.0f} jobs/s in batches of {per_batch}, {workers} worker(s), {seconds:.0f} s a"
+        f" round; load {load_average():.1f} at the end; logs in {out}"
+    )
+
+
+if __name__ == "__main__":
+    app()
