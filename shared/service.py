@@ -25,6 +25,7 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
 from redis.asyncio import Redis
 
+from shared.gcfreeze import freeze_startup_heap
 from shared.heartbeat import Beat, Heartbeat
 from shared.logging import configure_logging
 from shared.looplag import LoopLagMonitor
@@ -145,6 +146,8 @@ class ServiceRuntime:
         stack.callback(self._cancel_background)
         self.metrics.track_loop_lag(self.lag)
         self.spawn(self.lag.run(), name="loop_lag")
+        if self.settings.gc_freeze:
+            log.info("startup_heap_frozen", objects=freeze_startup_heap())
 
     def _handle_signals(self, stack: AsyncExitStack) -> None:
         loop = asyncio.get_running_loop()

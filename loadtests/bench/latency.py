@@ -5,15 +5,19 @@ The latency phase of ``make bench`` without the throughput rounds before it: a f
 of ``--per-batch`` trivial ``io`` jobs at ``--rate`` jobs/s for ``--seconds``, each job timed
 from the gateway's stamp to its fold. With ``--relay`` (the default) each round first sends
 the same messages at the same rate through the bare two-hop relay of the ceiling, timed from
-publish to sink: the broker's own latency, which the cluster cannot beat. ``--rounds``
-alternates the two; the medians are printed with the load average.
+publish to sink: the broker's own latency, which the cluster cannot beat. ``--before`` and
+``--after`` (``name=value,...``, as for ``loadtests.bench.ab``) run two clusters alike but for
+those settings instead of one. ``--rounds`` alternates the runs, their order swapped every
+round; every run's figures and the medians are printed with the load average and saved in
+``reports/latency/<timestamp>/results.json``, the services' logs beside it.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import statistics
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,11 +26,12 @@ from rich.console import Console
 from rich.table import Table
 
 from coordctl.namespace import purge_namespace
-from coordctl.servers import free_port
+from loadtests.bench.__main__ import load_average, run_settings
+from loadtests.bench.ab import parse_changes, variant
 from loadtests.bench.ceiling import Hops, relay_latency
 from loadtests.bench.cluster import latency_at_rate, throughput
-from loadtests.harness import scoped_cluster
-from loadtests.reports import new_run_dir
+from loadtests.harness import machine, scoped_cluster
+from loadtests.reports import new_run_dir, point_latest
 from shared.runtime import run_fast
 from shared.settings import Settings, WorkerMode, load_settings
 
@@ -34,10 +39,6 @@ console = Console()
 app = typer.Typer(add_completion=False)
 
 Figures = dict[str, Any]
-
-
-def load_average() -> float:
-    return round(os.getloadavg()[0], 2)
 
 
 def broker_latency(settings: Settings, *, rate: float, seconds: float, per_batch: int) -> Figures:
@@ -102,41 +103,81 @@ def show(rounds: list[dict[str, Figures]]) -> None:
 def main(
     rate: Annotated[float, typer.Option(min=1, help="jobs per second offered")] = 325.0,
     seconds: Annotated[float, typer.Option(min=1, help="seconds of steady load a round")] = 10.0,
-    workers: Annotated[int, typer.Option(min=1, help="workers in the cluster")] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="workers in each cluster")] = 2,
     per_batch: Annotated[int, typer.Option(min=1, help="jobs per submitted batch")] = 10,
     rounds: Annotated[int, typer.Option(min=1, help="alternating rounds; 3+ for a median")] = 1,
     relay: Annotated[bool, typer.Option(help="also time the bare relay at the rate")] = True,
+    before: Annotated[str, typer.Option(help="with --after: two clusters, a=1,b=2")] = "",
+    after: Annotated[str, typer.Option(help="with --before: the other cluster's settings")] = "",
     log_level: Annotated[str, typer.Option(help="the services' log level")] = "info",
+    reports: Annotated[Path, typer.Option(help="where reports go")] = Path("reports/latency"),
 ) -> None:
-    """Print per-job latency percentiles of the cluster (and of the bare relay) at a rate."""
-    out = new_run_dir(Path("reports/latency"))
-    settings = load_settings(log_level=log_level).replace(
-        namespace=f"latency{uuid.uuid4().hex[:8]}", gateway_port=free_port(), run_dir=out
+    """Print per-job latency percentiles of the cluster(s) (and of the bare relay) at a rate."""
+    out = new_run_dir(reports)
+    base = load_settings(log_level=log_level)
+    variants = (
+        {
+            "before": variant(base, out, "before", parse_changes(before)),
+            "after": variant(base, out, "after", parse_changes(after)),
+        }
+        if before or after
+        else {"cluster": run_settings(base, out)}
     )
+    order = ["relay", *variants] if relay else list(variants)
     results: list[dict[str, Figures]] = []
-    with scoped_cluster(settings, workers=workers, mode=WorkerMode.PROCESSES) as state:
-        run_fast(throughput(state, 500))
+    with ExitStack() as stack:
+        states = {
+            label: stack.enter_context(
+                scoped_cluster(settings, workers=workers, mode=WorkerMode.PROCESSES)
+            )
+            for label, settings in variants.items()
+        }
+        for state in states.values():
+            run_fast(throughput(state, 500))
         for index in range(rounds):
             round_: dict[str, Figures] = {}
-            order = ["relay", "cluster"] if relay else ["cluster"]
             for run in order if index % 2 == 0 else reversed(order):
-                if run == "relay":
-                    round_[run] = broker_latency(
-                        settings, rate=rate, seconds=seconds, per_batch=per_batch
-                    )
-                else:
+                with console.status(f"round {index + 1}: {run}"):
+                    if run == "relay":
+                        round_[run] = broker_latency(
+                            base.replace(namespace=f"latency{uuid.uuid4().hex[:8]}"),
+                            rate=rate,
+                            seconds=seconds,
+                            per_batch=per_batch,
+                        )
+                        continue
                     load = load_average()
                     round_[run] = run_fast(
                         latency_at_rate(
-                            state, rate_jobs_s=rate, seconds=seconds, per_batch=per_batch
+                            states[run], rate_jobs_s=rate, seconds=seconds, per_batch=per_batch
                         )
                     ) | {"load_average": load}
             results.append({run: round_[run] for run in order})
+    medians_by_run = {run: medians([r[run] for r in results]) for run in order}
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "machine": machine(),
+                "rate_jobs_s": rate,
+                "seconds": seconds,
+                "per_batch": per_batch,
+                "workers": workers,
+                "before": before,
+                "after": after,
+                "rounds": results,
+                "median": medians_by_run,
+            },
+            indent=2,
+        )
+    )
+    point_latest(out)
     show(results)
     console.print(
         f"{rate:,.0f} jobs/s in batches of {per_batch}, {workers} worker(s), {seconds:.0f} s a"
-        f" round; load {load_average():.1f} at the end; logs in {out}"
+        f" round; load {load_average():.1f} at the end; results and logs in {out}"
     )
+    if before or after:
+        console.print(f"before: {before}\nafter: {after}")
 
 
 if __name__ == "__main__":
