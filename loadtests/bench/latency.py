@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import uuid
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,43 +24,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from coordctl.namespace import purge_namespace
-from loadtests.bench.__main__ import load_average, run_settings
+from loadtests.bench.__main__ import broker_latency, load_average, run_settings
 from loadtests.bench.ab import parse_changes, variant
-from loadtests.bench.ceiling import Hops, relay_latency
 from loadtests.bench.cluster import latency_at_rate, throughput
 from loadtests.harness import machine, scoped_cluster
 from loadtests.reports import new_run_dir, point_latest
 from shared.runtime import run_fast
-from shared.settings import Settings, WorkerMode, load_settings
+from shared.settings import WorkerMode, load_settings
 
 console = Console()
 app = typer.Typer(add_completion=False)
 
 Figures = dict[str, Any]
-
-
-def broker_latency(settings: Settings, *, rate: float, seconds: float, per_batch: int) -> Figures:
-    """The bare relay's latency at ``rate``, in queues of the settings' namespace, purged after."""
-    hops = Hops(
-        settings.amqp_url.get_secret_value(),
-        f"{settings.namespace}.latency.hop1",
-        f"{settings.namespace}.latency.hop2",
-    )
-    load = load_average()
-    try:
-        figures = run_fast(
-            relay_latency(
-                hops,
-                rate_jobs_s=rate,
-                seconds=seconds,
-                per_batch=per_batch,
-                window=settings.publish_window,
-            )
-        )
-    finally:
-        run_fast(purge_namespace(settings, extra_queues=(hops.first, hops.second)))
-    return figures | {"load_average": load}
 
 
 def medians(runs: list[Figures]) -> Figures:
@@ -140,7 +114,7 @@ def main(
                 with console.status(f"round {index + 1}: {run}"):
                     if run == "relay":
                         round_[run] = broker_latency(
-                            base.replace(namespace=f"latency{uuid.uuid4().hex[:8]}"),
+                            run_settings(base, out, "relay"),
                             rate=rate,
                             seconds=seconds,
                             per_batch=per_batch,
