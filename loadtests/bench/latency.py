@@ -9,13 +9,15 @@ publish to sink: the broker's own latency, which the cluster cannot beat. ``--be
 ``--after`` (``name=value,...``, as for ``loadtests.bench.ab``) run two clusters alike but for
 those settings instead of one. ``--rounds`` alternates the runs, their order swapped every
 round; every run's figures and the medians are printed with the load average and saved in
-``reports/latency/<timestamp>/results.json``, the services' logs beside it.
+``reports/latency/<timestamp>/results.json``, the services' logs beside it. Each cluster run
+is also split by hop from those logs (:mod:`loadtests.bench.hops`).
 """
 
 from __future__ import annotations
 
 import json
 import statistics
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,6 +29,8 @@ from rich.table import Table
 from loadtests.bench.__main__ import broker_latency, load_average, run_settings
 from loadtests.bench.ab import parse_changes, variant
 from loadtests.bench.cluster import latency_at_rate, throughput
+from loadtests.bench.hops import HOPS, job_hops
+from loadtests.bench.hops import summarize as summarize_hops
 from loadtests.harness import machine, scoped_cluster
 from loadtests.reports import new_run_dir, point_latest
 from shared.runtime import run_fast
@@ -36,6 +40,8 @@ console = Console()
 app = typer.Typer(add_completion=False)
 
 Figures = dict[str, Any]
+WARMUP_S = 1.0
+"""As :func:`~loadtests.bench.cluster.latency_at_rate`'s: its first second is not counted."""
 
 
 def medians(runs: list[Figures]) -> Figures:
@@ -73,6 +79,25 @@ def show(rounds: list[dict[str, Figures]]) -> None:
     console.print(table)
 
 
+def show_hops(rounds: list[dict[str, Figures]], runs: list[str]) -> None:
+    table = Table(title="by hop, ms, from the services' log lines (medians over rounds)")
+    for column in ("run", "hop", "p50", "p99", "slowest 1%: mean"):
+        table.add_column(column, justify="right")
+    for run in runs:
+        for hop in HOPS:
+            figures = [r[run]["hops_ms"][hop] for r in rounds if r[run].get("hops_ms")]
+            if figures:
+                table.add_row(
+                    run,
+                    hop,
+                    *(
+                        f"{statistics.median(f[key] for f in figures):.1f}"
+                        for key in ("p50", "p99", "slowest_1pct_mean")
+                    ),
+                )
+    console.print(table)
+
+
 @app.command()
 def main(
     rate: Annotated[float, typer.Option(min=1, help="jobs per second offered")] = 325.0,
@@ -99,6 +124,7 @@ def main(
     )
     order = ["relay", *variants] if relay else list(variants)
     results: list[dict[str, Figures]] = []
+    windows: dict[str, list[tuple[float, float]]] = {run: [] for run in variants}
     with ExitStack() as stack:
         states = {
             label: stack.enter_context(
@@ -120,13 +146,19 @@ def main(
                             per_batch=per_batch,
                         )
                         continue
-                    load = load_average()
+                    load, began = load_average(), time.time()
                     round_[run] = run_fast(
                         latency_at_rate(
                             states[run], rate_jobs_s=rate, seconds=seconds, per_batch=per_batch
                         )
                     ) | {"load_average": load}
+                    windows[run].append((began + WARMUP_S, time.time()))
             results.append({run: round_[run] for run in order})
+    for run, settings in variants.items():
+        logs = settings.run_dir / "logs"
+        for round_, (since, until) in zip(results, windows[run], strict=True):
+            jobs = job_hops(logs, since=since, until=until, per_batch=per_batch)
+            round_[run]["hops_ms"] = summarize_hops(jobs)
     medians_by_run = {run: medians([r[run] for r in results]) for run in order}
     (out / "results.json").write_text(
         json.dumps(
@@ -146,6 +178,7 @@ def main(
     )
     point_latest(out)
     show(results)
+    show_hops(results, list(variants))
     console.print(
         f"{rate:,.0f} jobs/s in batches of {per_batch}, {workers} worker(s), {seconds:.0f} s a"
         f" round; load {load_average():.1f} at the end; results and logs in {out}"
