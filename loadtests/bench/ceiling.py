@@ -228,8 +228,11 @@ async def relay_latency(
             channel = await connection.channel(publisher_confirms=True)
             started = time.perf_counter()
             publishes: list[asyncio.Task[int]] = []
+            late_ms: list[float] = []
             for tick in range(batches):
-                await asyncio.sleep(max(0.0, started + tick * interval - time.perf_counter()))
+                due = started + tick * interval
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                late_ms.append((time.perf_counter() - due) * 1000)
                 first = tick * per_batch
                 items = (
                     (hops.first, make_message(sample_body(first + i))) for i in range(per_batch)
@@ -253,4 +256,5 @@ async def relay_latency(
         "p50": summary.p50,
         "p95": summary.p95,
         "p99": summary.p99,
+        "sender_late_ms_p99": round(sorted(late_ms)[math.ceil(0.99 * len(late_ms)) - 1], 1),
     }

@@ -45,7 +45,7 @@ WARMUP_S = 1.0
 
 
 def medians(runs: list[Figures]) -> Figures:
-    keys = ("p50", "p95", "p99", "jobs", "load_average")
+    keys = ("p50", "p95", "p99", "sender_late_ms_p99", "jobs", "load_average")
     return {
         key: round(statistics.median(run[key] for run in runs if run[key] is not None), 1)
         for key in keys
@@ -55,7 +55,7 @@ def medians(runs: list[Figures]) -> Figures:
 
 def show(rounds: list[dict[str, Figures]]) -> None:
     table = Table(title="latency, ms (gateway stamp → fold; relay: publish → sink)")
-    for column in ("round", "run", "jobs", "p50", "p95", "p99", "load avg"):
+    for column in ("round", "run", "jobs", "p50", "p95", "p99", "sender late p99", "load avg"):
         table.add_column(column, justify="right")
     for index, round_ in enumerate(rounds, start=1):
         for run, f in round_.items():
@@ -63,7 +63,10 @@ def show(rounds: list[dict[str, Figures]]) -> None:
                 str(index),
                 run,
                 f"{f['jobs']:,}",
-                *(f"{f[q]:.1f}" if f[q] is not None else "" for q in ("p50", "p95", "p99")),
+                *(
+                    f"{f[q]:.1f}" if f[q] is not None else ""
+                    for q in ("p50", "p95", "p99", "sender_late_ms_p99")
+                ),
                 f"{f['load_average']:.1f}",
             )
     for run in rounds[0]:
@@ -72,7 +75,7 @@ def show(rounds: list[dict[str, Figures]]) -> None:
             "median",
             run,
             f"{m.get('jobs', 0):,.0f}",
-            *(f"{m[q]:.1f}" if q in m else "" for q in ("p50", "p95", "p99")),
+            *(f"{m[q]:.1f}" if q in m else "" for q in ("p50", "p95", "p99", "sender_late_ms_p99")),
             f"{m['load_average']:.1f}",
             style="bold",
         )
