@@ -176,6 +176,12 @@ class Settings(BaseSettings):
         "collector's permanent generation, so a full collection later walks only what was "
         "made since (shared/gcfreeze.py).",
     )
+    gc_pause_log_ms: float = Field(
+        default=10.0,
+        ge=0,
+        description="Log a `gc_pause` line for every garbage collection that stops the "
+        "service at least this long (shared/gcpauses.py); 0 = off.",
+    )
     loop_lag_interval_s: float = Field(default=0.05, gt=0, le=5)
 
     run_dir: Path = Field(

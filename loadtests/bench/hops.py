@@ -106,3 +106,13 @@ def summarize(jobs: list[JobHops]) -> dict[str, dict[str, float]]:
         }
         for i, hop in enumerate(HOPS)
     }
+
+
+def gc_pauses(logs: Path, *, since: float, until: float) -> dict[str, list[float]]:
+    """Each service's logged garbage-collector pauses (``gc_pause``, wall ms) in the window."""
+    pauses: dict[str, list[float]] = {}
+    for path in sorted(logs.glob("*.log")):
+        for event in events(path, frozenset({"gc_pause"})):
+            if since <= float(str(event["at"])) <= until:
+                pauses.setdefault(path.stem, []).append(float(str(event["wall_ms"])))
+    return pauses

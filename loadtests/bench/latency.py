@@ -29,7 +29,7 @@ from rich.table import Table
 from loadtests.bench.__main__ import broker_latency, load_average, run_settings
 from loadtests.bench.ab import parse_changes, variant
 from loadtests.bench.cluster import latency_at_rate, throughput
-from loadtests.bench.hops import HOPS, job_hops
+from loadtests.bench.hops import HOPS, gc_pauses, job_hops
 from loadtests.bench.hops import summarize as summarize_hops
 from loadtests.harness import machine, scoped_cluster
 from loadtests.reports import new_run_dir, point_latest
@@ -101,6 +101,18 @@ def show_hops(rounds: list[dict[str, Figures]], runs: list[str]) -> None:
     console.print(table)
 
 
+def show_gc_pauses(rounds: list[dict[str, Figures]], runs: list[str]) -> None:
+    for run in runs:
+        pauses: dict[str, list[float]] = {}
+        for round_ in rounds:
+            for service, ms in round_[run].get("gc_pauses_ms", {}).items():
+                pauses.setdefault(service, []).extend(ms)
+        listed = ", ".join(
+            f"{service} {len(ms)} (longest {max(ms):.0f} ms)" for service, ms in pauses.items()
+        )
+        console.print(f"{run}: logged collector pauses during its runs: {listed or 'none'}")
+
+
 @app.command()
 def main(
     rate: Annotated[float, typer.Option(min=1, help="jobs per second offered")] = 325.0,
@@ -162,6 +174,7 @@ def main(
         for round_, (since, until) in zip(results, windows[run], strict=True):
             jobs = job_hops(logs, since=since, until=until, per_batch=per_batch)
             round_[run]["hops_ms"] = summarize_hops(jobs)
+            round_[run]["gc_pauses_ms"] = gc_pauses(logs, since=since, until=until)
     medians_by_run = {run: medians([r[run] for r in results]) for run in order}
     (out / "results.json").write_text(
         json.dumps(
@@ -182,6 +195,7 @@ def main(
     point_latest(out)
     show(results)
     show_hops(results, list(variants))
+    show_gc_pauses(results, list(variants))
     console.print(
         f"{rate:,.0f} jobs/s in batches of {per_batch}, {workers} worker(s), {seconds:.0f} s a"
         f" round; load {load_average():.1f} at the end; results and logs in {out}"
