@@ -179,8 +179,8 @@ class Settings(BaseSettings):
     gc_pause_log_ms: float = Field(
         default=10.0,
         ge=0,
-        description="Log a `gc_pause` line for every garbage collection that stops the "
-        "service at least this long (shared/gcpauses.py); 0 = off.",
+        description="Log a `gc_pause` line for every garbage collection that takes at least "
+        "this much CPU time, the loop stopped meanwhile (shared/gcpauses.py); 0 = off.",
     )
     loop_lag_interval_s: float = Field(default=0.05, gt=0, le=5)
 

@@ -109,10 +109,10 @@ def summarize(jobs: list[JobHops]) -> dict[str, dict[str, float]]:
 
 
 def gc_pauses(logs: Path, *, since: float, until: float) -> dict[str, list[float]]:
-    """Each service's logged garbage-collector pauses (``gc_pause``, wall ms) in the window."""
+    """Each service's logged garbage-collector pauses (``gc_pause``, CPU ms) in the window."""
     pauses: dict[str, list[float]] = {}
     for path in sorted(logs.glob("*.log")):
         for event in events(path, frozenset({"gc_pause"})):
             if since <= float(str(event["at"])) <= until:
-                pauses.setdefault(path.stem, []).append(float(str(event["wall_ms"])))
+                pauses.setdefault(path.stem, []).append(float(str(event["cpu_ms"])))
     return pauses

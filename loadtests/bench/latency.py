@@ -108,7 +108,7 @@ def show_gc_pauses(rounds: list[dict[str, Figures]], runs: list[str]) -> None:
             for service, ms in round_[run].get("gc_pauses_ms", {}).items():
                 pauses.setdefault(service, []).extend(ms)
         listed = ", ".join(
-            f"{service} {len(ms)} (longest {max(ms):.0f} ms)" for service, ms in pauses.items()
+            f"{name} {len(ms)} (longest {max(ms):.0f} ms of CPU)" for name, ms in pauses.items()
         )
         console.print(f"{run}: logged collector pauses during its runs: {listed or 'none'}")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import orjson
 
-from loadtests.bench.hops import HOPS, job_hops, summarize
+from loadtests.bench.hops import HOPS, gc_pauses, job_hops, summarize
 
 
 def write(path: Path, *events: dict[str, object]) -> None:
@@ -64,3 +64,12 @@ def test_a_job_splits_into_its_hops_from_the_three_services_lines(tmp_path: Path
     assert list(summary) == list(HOPS)
     assert summary["total"] == {"p50": 20.0, "p99": 20.0, "slowest_1pct_mean": 20.0}
     assert job_hops(tmp_path, since=2e9, until=3e9, per_batch=1) == []
+
+
+def test_collector_pauses_are_counted_per_service_inside_the_window(tmp_path: Path) -> None:
+    def pause(at: float, cpu_ms: float) -> dict[str, object]:
+        return {"event": "gc_pause", "at": at, "cpu_ms": cpu_ms, "wall_ms": cpu_ms}
+
+    write(tmp_path / "gateway.log", pause(10.0, 40.0), pause(30.0, 50.0))
+    write(tmp_path / "worker-1.log", pause(5.0, 12.0))
+    assert gc_pauses(tmp_path, since=9, until=20) == {"gateway": [40.0]}
