@@ -5,6 +5,8 @@ publisher --confirms--> hop1 --relay: consume, publish with confirm, ack--> hop2
 Durable queues, persistent messages, publisher confirms and manual acks, as in the cluster,
 but nothing else: no validation, no Redis, no job. Relay and sink run in processes of their
 own, as a worker and the aggregator do, so the ceiling uses the machine the same way.
+:func:`measure_ceiling` times how fast it goes flat out; :func:`relay_latency` times each
+message through it at a set rate, the broker's own latency beside the cluster's.
 """
 
 from __future__ import annotations
