@@ -6,7 +6,9 @@ long as the process. Every full (generation 2) collection walks all of them, 20 
 CPU on a slow 2-core VM, during which the event loop stands still and every job in the
 service waits: a job caught behind one is in the latency's tail. ``gc.freeze`` moves them to
 a permanent generation that no collection walks; the collector still runs and still frees
-every cycle made after start-up.
+every cycle made after start-up. The price: a frozen object that later ends up in garbage
+cycles (the first broker connection's objects, after a reconnect replaced them) is never
+freed, once per such object; ``COORD_GC_FREEZE=false`` turns it off.
 """
 
 from __future__ import annotations
