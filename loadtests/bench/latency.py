@@ -3,14 +3,15 @@
 The latency phase of ``make bench`` without the throughput rounds before it: a fresh cluster
 (its own namespace, ``--workers`` workers in processes), warmed up by 500 jobs, then batches
 of ``--per-batch`` trivial ``io`` jobs at ``--rate`` jobs/s for ``--seconds``, each job timed
-from the gateway's stamp to its fold. With ``--relay`` (the default) each round first sends
+from the gateway's stamp to its fold. With ``--relay`` (the default) each round also sends
 the same messages at the same rate through the bare two-hop relay of the ceiling, timed from
 publish to sink: the broker's own latency, which the cluster cannot beat. ``--before`` and
 ``--after`` (``name=value,...``, as for ``loadtests.bench.ab``) run two clusters alike but for
 those settings instead of one. ``--rounds`` alternates the runs, their order swapped every
 round; every run's figures and the medians are printed with the load average and saved in
 ``reports/latency/<timestamp>/results.json``, the services' logs beside it. Each cluster run
-is also split by hop from those logs (:mod:`loadtests.bench.hops`).
+is also split by hop from those logs (:mod:`loadtests.bench.hops`), and their ``gc_pause``
+lines inside it are counted.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ app = typer.Typer(add_completion=False)
 
 Figures = dict[str, Any]
 WARMUP_S = 1.0
-"""As :func:`~loadtests.bench.cluster.latency_at_rate`'s: its first second is not counted."""
+"""The first second of a run is not counted, in the latency as in the hops."""
 
 
 def medians(runs: list[Figures]) -> Figures:
@@ -164,7 +165,11 @@ def main(
                     load, began = load_average(), time.time()
                     round_[run] = run_fast(
                         latency_at_rate(
-                            states[run], rate_jobs_s=rate, seconds=seconds, per_batch=per_batch
+                            states[run],
+                            rate_jobs_s=rate,
+                            seconds=seconds,
+                            per_batch=per_batch,
+                            warmup_s=WARMUP_S,
                         )
                     ) | {"load_average": load}
                     windows[run].append((began + WARMUP_S, time.time()))
