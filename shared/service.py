@@ -3,7 +3,8 @@
 Every service (gateway, worker, aggregator) runs inside a :class:`ServiceRuntime`. It
 opens, in this order, logging, the signal handlers, the metrics server, Redis, the
 RabbitMQ connection and channel (qos, publisher confirms), the topology, a task group
-with the loop-lag monitor and, once the service says what it reports, the heartbeat.
+with the loop-lag monitor and the log of long garbage-collector pauses, and freezes the
+start-up heap (``COORD_GC_FREEZE``); once the service says what it reports, the heartbeat.
 It closes them in the reverse order through one ``AsyncExitStack``, whatever happened.
 
 A background task that ends with an error nobody expected is logged
@@ -25,6 +26,8 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
 from redis.asyncio import Redis
 
+from shared.gcfreeze import freeze_startup_heap
+from shared.gcpauses import GcPauses
 from shared.heartbeat import Beat, Heartbeat
 from shared.logging import configure_logging
 from shared.looplag import LoopLagMonitor
@@ -141,10 +144,19 @@ class ServiceRuntime:
         )
         self.resources = await stack.enter_async_context(AsyncExitStack())
         stack.push_async_callback(self._remove_heartbeat)
+        gc_pauses = (
+            stack.enter_context(GcPauses(self.settings.gc_pause_log_ms))
+            if self.settings.gc_pause_log_ms > 0
+            else None
+        )
         self.tasks = await stack.enter_async_context(asyncio.TaskGroup())
         stack.callback(self._cancel_background)
         self.metrics.track_loop_lag(self.lag)
         self.spawn(self.lag.run(), name="loop_lag")
+        if gc_pauses is not None:
+            self.spawn(gc_pauses.run(), name="gc_pauses")
+        if self.settings.gc_freeze:
+            log.info("startup_heap_frozen", objects=freeze_startup_heap())
 
     def _handle_signals(self, stack: AsyncExitStack) -> None:
         loop = asyncio.get_running_loop()

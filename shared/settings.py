@@ -170,6 +170,18 @@ class Settings(BaseSettings):
     )
 
     heartbeat_s: float = Field(default=1.0, gt=0, le=60)
+    gc_freeze: bool = Field(
+        default=True,
+        description="Once a service has started, move every object it holds to the "
+        "collector's permanent generation, so a full collection later walks only what was "
+        "made since (shared/gcfreeze.py).",
+    )
+    gc_pause_log_ms: float = Field(
+        default=10.0,
+        ge=0,
+        description="Log a `gc_pause` line for every garbage collection that takes at least "
+        "this much CPU time, the loop stopped meanwhile (shared/gcpauses.py); 0 = off.",
+    )
     loop_lag_interval_s: float = Field(default=0.05, gt=0, le=5)
 
     run_dir: Path = Field(

@@ -41,6 +41,10 @@ DEFAULT_TIMEOUT_S = 30.0
 LONG_POLL_MARGIN_S = 10.0
 """How much longer than its ``wait`` a long-poll request may take before it times out."""
 MAX_RETRY_PAUSE_S = 1.0
+KEEPALIVE_EXPIRY_S = 2.0
+"""Idle pooled connections are dropped well before uvicorn's 5 s keep-alive timeout: at the
+same 5 s (httpx's default) a request could go out on a connection the gateway was closing
+and fail with a ``ReadError``, as a latency run under load did."""
 
 
 class GatewayError(Exception):
@@ -338,7 +342,9 @@ class AsyncGatewayClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=KEEPALIVE_EXPIRY_S,
         )
         self.http = httpx.AsyncClient(
             base_url=self.base_url,
