@@ -38,11 +38,9 @@ class TurnWriter(asyncio.StreamWriter):
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         super().__init__(transport, protocol, reader, loop)
-        self._loop_of_writes = loop
+        self.event_loop = loop
         self.pending: list[bytes] = []
         self.pending_bytes = 0
-        self.writes = 0
-        self.flushes = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self.transport.is_closing():
@@ -52,10 +50,9 @@ class TurnWriter(asyncio.StreamWriter):
         if not data:
             return
         if not self.pending:
-            self._loop_of_writes.call_soon(self.flush)
+            self.event_loop.call_soon(self.flush)
         self.pending.append(bytes(data))
         self.pending_bytes += len(data)
-        self.writes += 1
         if self.pending_bytes >= FLUSH_BYTES:
             self.flush()
 
@@ -68,7 +65,6 @@ class TurnWriter(asyncio.StreamWriter):
         if not self.pending:
             return
         chunks, self.pending, self.pending_bytes = self.pending, [], 0
-        self.flushes += 1
         super().write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
     def write_eof(self) -> None:
