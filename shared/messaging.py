@@ -29,7 +29,6 @@ from aiormq import spec
 from shared.names import RETRY_DELAYS_MS, Names
 from shared.retry import with_retries
 from shared.settings import Settings
-from shared.turn_writes import TurnWritesConnection
 
 PERSISTENT = aio_pika.DeliveryMode.PERSISTENT
 log = structlog.get_logger()
@@ -121,18 +120,11 @@ class PublishFailed(Exception):
 
 
 async def connect_amqp(settings: Settings, *, attempts: int = 30) -> AbstractRobustConnection:
-    """A robust connection: once established it reconnects by itself after a broker restart.
-    With ``amqp_turn_writes`` the frames of one loop turn share a socket write
-    (:mod:`shared.turn_writes`)."""
+    """A robust connection: once established it reconnects by itself after a broker restart."""
     url = settings.amqp_url.get_secret_value()
-    connection_class = (
-        TurnWritesConnection if settings.amqp_turn_writes else aio_pika.RobustConnection
-    )
     return await with_retries(
         lambda: aio_pika.connect_robust(
-            url,
-            client_properties={"connection_name": settings.instance},
-            connection_class=connection_class,
+            url, client_properties={"connection_name": settings.instance}
         ),
         what="amqp_connect",
         attempts=attempts,
@@ -287,8 +279,7 @@ async def publish_confirmed(
     It goes to aiormq's channel as aio-pika's ``Exchange.publish`` does (a robust channel
     waits for its reconnect there), but without waiting, under the channel's lock, for the
     frames to reach the socket: aio-pika waits, so one publish per channel gets through per
-    loop turn. The confirm is awaited all the same; the publishes of a turn then share a
-    socket write (:mod:`shared.turn_writes`).
+    loop turn. The confirm is awaited all the same.
     """
     if not isinstance(exchange, aio_pika.Exchange):
         raise TypeError(f"publishing needs an aio-pika Exchange, not {exchange!r}")

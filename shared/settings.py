@@ -105,11 +105,6 @@ class Settings(BaseSettings):
         "multiple ack up to the highest tag below which every unsettled tag is finished; "
         "otherwise each on its own.",
     )
-    amqp_turn_writes: bool = Field(
-        default=True,
-        description="Send the AMQP frames (publishes, acks) written in one event-loop turn in "
-        "one socket write; otherwise one write per frame, as aiormq does.",
-    )
     max_attempts: int = Field(default=3, ge=1, le=20)
     retry_backoff_s: float = Field(
         default=0.2,

@@ -11,12 +11,6 @@ Every delivery is recorded when it arrives and forgotten when it is settled, by 
 here or by a nack or reject through :meth:`WorkerAcks.nack` and :meth:`WorkerAcks.reject`.
 A closed channel's tags are void: its entry goes with the channel object, and the broker
 redelivers what it held.
-
-An ack is handed to aiormq's writer without waiting for it to reach the socket
-(``wait=False``), so the acks of one flush leave together, in the socket write their loop
-turn shares with the results published in it (:mod:`shared.turn_writes`). The broker
-answers no ack either way: one lost with its connection redelivers its job, whose
-duplicate the aggregator absorbs.
 """
 
 from __future__ import annotations
@@ -83,8 +77,8 @@ class WorkerAcks:
             tags.unsettled.discard(message.delivery_tag)
 
     async def ack(self, message: AbstractIncomingMessage) -> None:
-        """Returns once the job's ack is handed to the connection's writer, alone or within
-        a multiple ack; raises a broker error when it could not be."""
+        """Returns once the job's ack is written, alone or within a multiple ack; raises a
+        broker error when it could not be."""
         channel = live_channel(message)
         tags = self.by_channel.get(channel) if channel is not None else None
         tag = message.delivery_tag
@@ -176,10 +170,7 @@ class WorkerAcks:
         multiple: bool,
     ) -> None:
         try:
-            tag = message.delivery_tag
-            if tag is None:
-                raise AckNotSent()
-            await message.channel.basic_ack(tag, multiple=multiple, wait=False)
+            await message.ack(multiple=multiple)
         except BROKER_ERRORS as exc:
             for _, written in settles:
                 if not written.done():

@@ -37,12 +37,6 @@ class FakeChannel:
         self.written: list[tuple[str, int, bool]] = []
         self.fail = False
 
-    async def basic_ack(self, delivery_tag: int, multiple: bool = False, wait: bool = True) -> None:
-        """The worker acks on aiormq's channel, without waiting for the socket write."""
-        if self.fail or self.is_closed:
-            raise aiormq.exceptions.ChannelInvalidStateError("closed")
-        self.written.append(("ack", delivery_tag, multiple))
-
 
 class FakeMessage:
     def __init__(self, channel: FakeChannel, tag: int) -> None:
