@@ -6,11 +6,10 @@ import time
 import uuid
 from collections.abc import Iterator
 
-import aio_pika
 from aio_pika.abc import AbstractExchange
 
 from shared.jobs import BatchRequest, Job
-from shared.messaging import PublishProgress, make_message, publish_many_confirmed
+from shared.messaging import Outgoing, PublishProgress, publish_many_confirmed
 from shared.names import Names
 
 
@@ -20,7 +19,7 @@ def new_batch_id() -> str:
 
 def job_messages(
     names: Names, batch_id: str, request: BatchRequest, trace_id: str
-) -> Iterator[tuple[str, aio_pika.Message]]:
+) -> Iterator[tuple[str, Outgoing]]:
     """One persistent message per job, built lazily so a large batch is never all in memory.
 
     The job's ids travel in its body only, as a result's do: every reader decodes the body
@@ -36,7 +35,7 @@ def job_messages(
             submitted_at=time.time(),
             trace_id=trace_id,
         )
-        yield names.jobs_queue, make_message(job.encode(), message_id=job.job_id)
+        yield names.jobs_queue, Outgoing.json(job.encode(), message_id=job.job_id)
 
 
 async def publish_batch(

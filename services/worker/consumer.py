@@ -25,6 +25,7 @@ from shared.logging import context_headers, job_context
 from shared.messaging import (
     BROKER_ERRORS,
     PUBLISH_REFUSED,
+    Outgoing,
     Subscription,
     from_lost_channel,
     make_message,
@@ -233,7 +234,7 @@ class JobConsumer:
         await publish_confirmed(
             self.exchange,
             self.names.results_queue,
-            make_message(result.encode(), message_id=job.job_id),
+            Outgoing.json(result.encode(), message_id=job.job_id),
             timeout_s=self.settings.publish_timeout_s,
         )
 
