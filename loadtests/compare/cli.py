@@ -108,19 +108,23 @@ def starved(result: ScenarioResult) -> bool:
 def with_ideal(
     result: ScenarioResult, scenario: Scenario, plan: Plan, calibration: Calibration
 ) -> ScenarioResult:
-    """A CPU scenario's ideal and efficiency against the final calibration, whose samples
-    span the whole run, so one noisy moment at the start does not set the yardstick."""
+    """A CPU scenario's ideal, efficiency and pipeline CPU against the final calibration,
+    whose samples span the whole run, so one noisy moment at the start does not set the
+    yardstick (nor make the pipeline's CPU look like nothing beside an early, slow step)."""
     if result.error is not None or scenario.workload != Workload.CPU:
         return result
     ideal = ideal_jobs_s(scenario, plan, calibration)
     if not ideal:
         return result
-    return result.model_copy(
-        update={
-            "ideal_jobs_s": round(ideal, 2),
-            "efficiency": round(result.throughput_jobs_s / ideal, 3),
-        }
-    )
+    update: dict[str, float] = {
+        "ideal_jobs_s": round(ideal, 2),
+        "efficiency": round(result.throughput_jobs_s / ideal, 3),
+    }
+    if result.cpu_ms_per_job is not None:
+        update["pipeline_cpu_ms_per_job"] = round(
+            max(0.0, result.cpu_ms_per_job - calibration.cpu_job_ms), 3
+        )
+    return result.model_copy(update=update)
 
 
 def with_prefork_beside(result: ScenarioResult, scenario: Scenario, plan: Plan) -> ScenarioResult:

@@ -371,6 +371,7 @@ class ScenarioRun:
             pipeline_cpu_ms_per_job=(
                 round(max(0.0, spent_ms - steps_ms) / jobs, 3) if cpu and jobs else None
             ),
+            cpu_ms_per_job=round(spent_ms / jobs, 3) if cpu and jobs else None,
             pool_step_cpu_ms_per_job=(
                 round(pool_ms / cpu_jobs, 3)
                 if scenario.mode == WorkerMode.PROCESSES and pool_ms and cpu_jobs

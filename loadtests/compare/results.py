@@ -61,6 +61,12 @@ class ScenarioResult(BaseModel):
         "job beyond the calibrated CPU step: the pipeline's own work, plus what the step costs "
         "more inside the cluster than alone. It shares the cores with the steps.",
     )
+    cpu_ms_per_job: float | None = Field(
+        default=None,
+        description="CPU every process (services, pool, local RabbitMQ and Redis) spent per "
+        "job, in all: pipeline_cpu_ms_per_job is this minus the calibrated step, taken again "
+        "against the final calibration on cpu.",
+    )
     pool_step_cpu_ms_per_job: float | None = Field(
         default=None,
         description="A process pool on cpu only: the CPU of the pool's children per job. Next "

@@ -1,8 +1,9 @@
 import pytest
 
-from loadtests.compare.cli import failed_result, starved
+from loadtests.compare.calibrate import Calibration
+from loadtests.compare.cli import failed_result, starved, with_ideal
 from loadtests.compare.clusters import WORKER_HEARTBEAT_S, fast_heartbeats
-from loadtests.compare.scenarios import Scenario, Workload
+from loadtests.compare.scenarios import Plan, Scenario, Workload
 from shared.settings import WorkerMode
 
 from .conftest import scenario
@@ -34,3 +35,24 @@ def test_only_the_workers_beat_fast() -> None:
         "PYTHON_GIL": "0",
         "COORD_HEARTBEAT_S": str(WORKER_HEARTBEAT_S),
     }
+
+
+def test_the_pipeline_cpu_is_taken_again_against_the_final_calibration() -> None:
+    """The calibration's samples span the run: a scenario measured while the early samples
+    were slow would otherwise keep a pipeline of 0 ms beside a faster final step."""
+    result = scenario("cpu", "processes", pool_size=2, jobs_s=150.0, ideal=None)
+    result = result.model_copy(update={"cpu_ms_per_job": 12.5, "pipeline_cpu_ms_per_job": 0.0})
+    calibration = Calibration(
+        n=50_000,
+        cpu_job_ms=10.0,
+        cpu_job_fastest_ms=9.0,
+        cpu_job_wall_ms=11.0,
+        cores=2,
+        samples_ms=[10.0],
+    )
+    plan = Plan(quick=True, cores=2)
+    final = with_ideal(
+        result, Scenario(Workload.CPU, WorkerMode.PROCESSES, 1, 2, ""), plan, calibration
+    )
+    assert final.ideal_jobs_s == 200.0 and final.efficiency == 0.75
+    assert final.pipeline_cpu_ms_per_job == 2.5
