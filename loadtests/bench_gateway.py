@@ -657,8 +657,9 @@ def print_gateways(result: dict[str, Any]) -> None:
     if bound is not None:
         console.print(
             f"at one gateway's CPU per request (the machine busy {bound['machine_pct']:.0f}% "
-            f"at {bound['rps']:,.0f} req/s), these {bound['capacity_pct'] // 100} cores allow at "
-            f"most {bound['ratio']:.2f}x one gateway, whatever the number of gateway processes"
+            f"at {bound['rps']:,.0f} req/s), these {bound['capacity_pct'] // 100} cores allow "
+            f"about {bound['ratio']:.2f}x one gateway, however many gateway processes share "
+            "them; more only where a second process makes each request cheaper"
         )
 
 
