@@ -27,6 +27,7 @@ import aio_pika
 from aio_pika.abc import AbstractExchange
 
 from loadtests.bench.cpu import CpuMeter
+from loadtests.bench.latencies import latency_figures
 from shared import codec
 from shared.histogram import LATENCY_BUCKETS
 from shared.messaging import (
@@ -270,12 +271,4 @@ async def relay_latency(
                 )
             await asyncio.gather(*publishes)
         counts: dict[int, int] = await loop.run_in_executor(None, sink_report.recv)
-    summary = LATENCY_BUCKETS.summarize(counts)
-    return {
-        "rate_jobs_s": round(rate_jobs_s, 1),
-        "jobs": summary.count,
-        "p50": summary.p50,
-        "p95": summary.p95,
-        "p99": summary.p99,
-        "sender_late_ms_p99": round(sorted(late_ms)[math.ceil(0.99 * len(late_ms)) - 1], 1),
-    }
+    return latency_figures(counts, rate_jobs_s=rate_jobs_s, late_ms=late_ms)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -13,8 +12,8 @@ import psutil
 
 from coordctl.client import AsyncGatewayClient
 from coordctl.local import ClusterState
+from loadtests.bench.latencies import latency_figures
 from shared.api import BatchStatus
-from shared.histogram import LATENCY_BUCKETS
 from shared.jobs import BatchRequest, JobKind, JobParams
 
 
@@ -106,15 +105,7 @@ async def latency_at_rate(
         merged: Counter[int] = Counter()
         for batch_id in batch_ids[skipped:]:
             merged.update((await client.latencies(batch_id)).histogram())
-    summary = LATENCY_BUCKETS.summarize(merged)
-    return {
-        "rate_jobs_s": round(rate_jobs_s, 1),
-        "jobs": summary.count,
-        "p50": summary.p50,
-        "p95": summary.p95,
-        "p99": summary.p99,
-        "sender_late_ms_p99": round(sorted(late_ms)[math.ceil(0.99 * len(late_ms)) - 1], 1),
-    }
+    return latency_figures(merged, rate_jobs_s=rate_jobs_s, late_ms=late_ms)
 
 
 def member_rss_mb(state: ClusterState, *, gateway: bool = False) -> dict[str, float]:
