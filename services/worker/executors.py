@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
@@ -42,12 +41,6 @@ class CpuRunner:
         if self.mode == WorkerMode.THREADS:
             return ThreadPoolExecutor(self.pool_size, thread_name_prefix="cpu")
         if self.mode == WorkerMode.PROCESSES:
-            import os  # AB-SWITCH: temporary
-
-            if os.environ.get("COORD_AB_EXECUTOR") == "1":
-                return ProcessPoolExecutor(
-                    self.pool_size, mp_context=multiprocessing.get_context("spawn")
-                )
             return LoopProcessPool(self.pool_size)
         if self.mode == WorkerMode.INTERPRETERS:
             return interpreter_pool(self.pool_size)
