@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 import structlog
 
+from services.worker.process_pool import LoopProcessPool
 from services.worker.subinterpreters import interpreter_pool
 from shared.primes import count_primes
 from shared.settings import WorkerMode
@@ -35,15 +35,13 @@ class CpuRunner:
         self.pool_size = pool_size
         self.busy = 0
         self.pools_replaced = 0
-        self.executor: Executor | None = self._new_executor()
+        self.executor: Executor | LoopProcessPool | None = self._new_executor()
 
-    def _new_executor(self) -> Executor | None:
+    def _new_executor(self) -> Executor | LoopProcessPool | None:
         if self.mode == WorkerMode.THREADS:
             return ThreadPoolExecutor(self.pool_size, thread_name_prefix="cpu")
         if self.mode == WorkerMode.PROCESSES:
-            return ProcessPoolExecutor(
-                self.pool_size, mp_context=multiprocessing.get_context("spawn")
-            )
+            return LoopProcessPool(self.pool_size)
         if self.mode == WorkerMode.INTERPRETERS:
             return interpreter_pool(self.pool_size)
         return None
@@ -59,6 +57,8 @@ class CpuRunner:
         try:
             if executor is None:
                 return function(*args)
+            if isinstance(executor, LoopProcessPool):
+                return await executor.run(function, *args)
             return await asyncio.get_running_loop().run_in_executor(executor, function, *args)
         except BrokenProcessPool:
             if executor is not None:
@@ -67,7 +67,7 @@ class CpuRunner:
         finally:
             self.busy -= 1
 
-    def _replace_broken(self, broken: Executor) -> None:
+    def _replace_broken(self, broken: Executor | LoopProcessPool) -> None:
         """Replace the pool once, however many steps saw it break."""
         if self.executor is not broken:
             return

@@ -36,3 +36,25 @@ async def test_asking_depths_leaves_nothing_on_the_connection(
     for _ in range(3):
         assert set((await queue_depths(amqp, absent)).values()) == {-1}
     assert (closing_observers(amqp), len(amqp.transport.connection.channels)) == before
+
+
+async def test_the_jobs_queue_is_asked_on_one_kept_channel_reopened_after_a_miss(
+    settings: Settings, amqp: AbstractRobustConnection
+) -> None:
+    channel = await amqp.channel()
+    await declare_topology(channel, settings.names)
+    monitor = BacklogMonitor(amqp, settings.names)
+    await monitor.refresh()
+    kept = monitor.asking
+    assert kept is not None and not kept.is_closed
+    for _ in range(EVERY_QUEUE_EVERY + 1):
+        await monitor.refresh()
+    assert monitor.asking is kept and not kept.is_closed
+    missing = BacklogMonitor(amqp, Names(f"absent{uuid.uuid4().hex[:8]}"))
+    assert await missing.jobs_depth() == -1
+    closed = missing.asking
+    assert closed is not None and closed.is_closed
+    assert await missing.jobs_depth() == -1 and missing.asking is not closed
+    await monitor.close()
+    await missing.close()
+    assert kept.is_closed and monitor.asking is None
