@@ -156,7 +156,6 @@ class Settings(BaseSettings):
     )
 
     redis_max_connections: int = Field(default=256, ge=4, le=10_000)
-    aggregator_fold_legacy: bool = False  # TEMP A/B
     redis_hiredis: bool = Field(
         default=True,
         description="When the hiredis package is installed, pack Redis commands with it (C) "

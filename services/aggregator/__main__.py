@@ -16,7 +16,7 @@ async def main(settings: Settings) -> None:
     async with ServiceRuntime(
         settings, "aggregator", metrics, prefetch=settings.aggregator_prefetch, log_fields={}
     ) as runtime:
-        folder = ResultFolder(runtime.redis, settings.names, ttl_s=settings.batch_ttl_s, legacy=settings.aggregator_fold_legacy)
+        folder = ResultFolder(runtime.redis, settings.names, ttl_s=settings.batch_ttl_s)
         consumer = ResultConsumer(settings, runtime.queues["results"], folder, metrics)
         runtime.start_heartbeat(AggregatorBeat, consumer.stats)
         folding = runtime.spawn(consumer.folder_loop(), name="folder")
