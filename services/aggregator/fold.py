@@ -5,17 +5,18 @@ id to the batch's ``seen`` set and only when that is new counts it into its batc
 for the slice (completed, failed, sum, min, max, per worker, per latency bucket, slowest),
 so a redelivered result changes nothing. Each batch's sums then go into its hash with one
 ``HMGET`` and one ``HSET``: every ``redis.call`` costs Redis a few µs, and counting each
-result into the hash on its own took about ten of them per result. It checks every result of the
-slice before it writes anything: a script that fails halfway keeps its earlier writes, and
-the redelivered slice would then be all duplicates. A result it refuses is written
-nowhere and reported back, to be dead-lettered. Each batch touched gets its TTL renewed, so
-state expires ``ttl`` after a batch's last activity, never mid-run. A batch whose last job
-lands is marked done and announced on the pub/sub channel inside the same script, so no
-waiter misses it. The script spells no field name or state of the batch hash: it receives
-them from :data:`shared.batches.FOLD_NAMES` as arguments. Each batch's keys and id, and
-each worker's name, are sent once per slice, and a result refers to them by number: the
-command's size, which the aggregator encodes and Redis parses, grows by a job id and a few
-small numbers per result.
+result into the hash on its own took about ten of them per result. A batch's sum stays
+below ``MAX_BATCH * MAX_RESULT_VALUE``, far inside the integers a Lua number holds exactly.
+It checks every result of the slice before it writes anything: a script that fails
+halfway keeps its earlier writes, and the redelivered slice would then be all duplicates.
+A result it refuses is written nowhere and reported back, to be dead-lettered. Each batch
+touched gets its TTL renewed, so state expires ``ttl`` after a batch's last activity, never
+mid-run. A batch whose last job lands is marked done and announced on the pub/sub channel
+inside the same script, so no waiter misses it. The script spells no field name or state
+of the batch hash: it receives them from :data:`shared.batches.FOLD_NAMES` as arguments.
+Each batch's keys and id, and each worker's name, are sent once per slice, and a result
+refers to them by number: the command's size, which the aggregator encodes and Redis
+parses, grows by a job id and a few small numbers per result.
 """
 
 from __future__ import annotations
