@@ -1,8 +1,21 @@
-"""Redis: one client per process, with retries on connection errors built in."""
+"""Redis: one client per process, with retries on connection errors built in.
+
+With the hiredis package installed (a dependency), redis-py's asyncio client parses replies
+with it but still packs every command in Python, about 0.6 µs per argument: a fold's
+``EVALSHA`` of 50 arguments took 31 µs to pack. :func:`hiredis_packing` gives the pool's
+connections hiredis's packer (5.5 µs for the same command), with the same bytes for every
+argument it accepts; anything else (``bytearray``, ``memoryview``, ``IntEnum``, or the
+``bool`` and ``None`` that redis-py refuses) goes to redis-py's own packer, as before.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+from typing import Any
+
+from redis._parsers import _AsyncRESP3Parser
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -11,6 +24,39 @@ from redis.retry import Retry
 from shared.retry import with_retries
 from shared.settings import Settings
 
+HIREDIS = importlib.util.find_spec("hiredis") is not None
+if HIREDIS:
+    import hiredis
+
+
+class HiredisPacking(AbstractConnection):
+    """A connection whose commands hiredis packs; what it refuses, redis-py packs."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        command = args
+        # As redis-py does: a command name given with its subcommand ("CONFIG GET") goes as
+        # separate arguments.
+        if isinstance(command[0], str):
+            command = (*command[0].encode().split(), *command[1:])
+        elif b" " in command[0]:
+            command = (*command[0].split(), *command[1:])
+        try:
+            return [hiredis.pack_command(command)]
+        except TypeError:
+            return super().pack_command(*args)
+
+
+_packing_classes: dict[type[AbstractConnection], type[AbstractConnection]] = {}
+
+
+def hiredis_packing(connection_class: type[AbstractConnection]) -> type[AbstractConnection]:
+    """``connection_class`` with :class:`HiredisPacking`'s ``pack_command`` (one class each)."""
+    if connection_class not in _packing_classes:
+        _packing_classes[connection_class] = type(
+            f"Hiredis{connection_class.__name__}", (HiredisPacking, connection_class), {}
+        )
+    return _packing_classes[connection_class]
+
 
 def make_redis(settings: Settings, *, retries: int = 8) -> Redis:
     """A client whose every command retries with backoff while Redis is away.
@@ -18,6 +64,7 @@ def make_redis(settings: Settings, *, retries: int = 8) -> Redis:
     The pool blocks (up to ``timeout``) when all its connections are busy, instead of
     failing the request as redis-py's default pool does under a burst of long-polls.
     """
+    use_hiredis = settings.redis_hiredis and HIREDIS
     pool = BlockingConnectionPool.from_url(
         settings.redis_url.get_secret_value(),
         max_connections=settings.redis_max_connections,
@@ -28,7 +75,11 @@ def make_redis(settings: Settings, *, retries: int = 8) -> Redis:
         health_check_interval=15,
         socket_connect_timeout=3,
         client_name=settings.instance,
+        **({} if use_hiredis else {"parser_class": _AsyncRESP3Parser}),
     )
+    if use_hiredis:
+        # hiredis encodes text as UTF-8, redis-py's default and this pool's encoding.
+        pool.connection_class = hiredis_packing(pool.connection_class)
     return Redis.from_pool(pool)
 
 

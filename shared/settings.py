@@ -156,6 +156,12 @@ class Settings(BaseSettings):
     )
 
     redis_max_connections: int = Field(default=256, ge=4, le=10_000)
+    redis_hiredis: bool = Field(
+        default=True,
+        description="When the hiredis package is installed, pack Redis commands with it (C) "
+        "and parse replies with it; otherwise with redis-py's Python code "
+        "(shared/redis_client.py).",
+    )
     metrics_host: str | None = Field(
         default=None,
         description="Address of a worker's or aggregator's /metrics; unset = gateway_host, so "

@@ -14,6 +14,8 @@ import asyncio
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ResponseError
 
 MAX_PER_PIPELINE = 512
 
@@ -43,10 +45,7 @@ class Touches:
 
     async def _send(self, batch: list[tuple[str, Any, int, asyncio.Future[None]]]) -> None:
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for key, value, px, _ in batch:
-                    pipe.set(key, value, px=px)
-                replies = await pipe.execute(raise_on_error=False)
+            replies = await self._pipeline(batch)
         except Exception as exc:  # every touch of the pipeline shares its fate
             for *_, future in batch:
                 if not future.done():
@@ -63,3 +62,35 @@ class Touches:
                 future.set_exception(reply)
             else:
                 future.set_result(None)
+
+    async def _pipeline(self, batch: list[tuple[str, Any, int, asyncio.Future[None]]]) -> list[Any]:
+        """The batch's ``SET``s in one write on one of the client's connections, and their
+        replies, each an error of its own if Redis refused it: what redis-py's
+        ``pipeline(transaction=False).execute(raise_on_error=False)`` does, under the same
+        ``connection.retry`` and disconnect on a lost connection, without a pipeline object
+        and its per-command bookkeeping each loop turn (the README's levers table)."""
+        pool = self.redis.connection_pool
+        connection: AbstractConnection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            replies: list[Any] = await connection.retry.call_with_retry(
+                lambda: self._round_trip(connection, batch),
+                lambda _: connection.disconnect(),
+            )
+            return replies
+        finally:
+            await pool.release(connection)
+
+    @staticmethod
+    async def _round_trip(
+        connection: AbstractConnection, batch: list[tuple[str, Any, int, asyncio.Future[None]]]
+    ) -> list[Any]:
+        await connection.send_packed_command(
+            connection.pack_commands([("SET", key, value, "PX", px) for key, value, px, _ in batch])
+        )
+        replies: list[Any] = []
+        for _ in batch:
+            try:
+                replies.append(await connection.read_response())
+            except ResponseError as exc:
+                replies.append(exc)
+        return replies

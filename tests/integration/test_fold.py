@@ -3,10 +3,12 @@ import time
 
 from redis.asyncio import Redis
 
+from coordctl.namespace import purge_namespace
 from services.aggregator.fold import ResultFolder
 from shared.batches import BatchState, abort_batch, create_batch, read_batch
 from shared.histogram import LATENCY_BUCKETS
 from shared.jobs import JobKind, JobParams, Result
+from shared.names import Names
 from shared.settings import Settings
 
 
@@ -186,3 +188,66 @@ async def test_the_batches_index_keeps_only_batches_that_may_still_exist(
     await new_batch(redis, settings, "fresh", 1)
     assert await redis.zrange(index, 0, -1) == ["fresh"]
     assert 0 < await redis.ttl(index) <= 600
+
+
+async def test_a_slice_folds_as_its_results_one_by_one(settings: Settings, redis: Redis) -> None:
+    """Each batch's sums of a slice go into its hash at once: the same hash as folding the
+    results one per slice, across batches, workers, failures, duplicates and an orphan."""
+    alone_settings = settings.replace(namespace=f"{settings.namespace}alone")
+    try:
+        await compare_slices(redis, settings.names, alone_settings.names)
+    finally:
+        await purge_namespace(alone_settings)
+
+
+async def compare_slices(redis: Redis, names: Names, alone_names: Names) -> None:
+    sliced = ResultFolder(redis, names, ttl_s=600)
+    alone = ResultFolder(redis, alone_names, ttl_s=600)
+    now = time.time()
+    # Latencies at bucket middles from 30 s up: the test's own run time moves none of them.
+    middles = [LATENCY_BUCKETS.value(LATENCY_BUCKETS.index(30_000.0) + 3 * i) for i in range(6)]
+    results = [
+        Result(
+            job_id=f"{batch}.{i}",
+            batch_id=batch,
+            kind=JobKind.CPU,
+            ok=i % 4 != 3,
+            value=0 if i % 4 == 3 else (i * 37) % 11 + 2,
+            submitted_at=now - middles[i % 6] / 1000,
+            finished_at=now,
+            worker=f"w{i % 3}",
+        )
+        for i in range(24)
+        for batch in ("s1", "s2")
+    ]
+    results += [results[5], results[30], result("gone", 0)]  # duplicates and an orphan
+    for space in (names, alone_names):
+        for batch in ("s1", "s2"):
+            await create_batch(
+                redis,
+                space,
+                batch_id=batch,
+                kind=JobKind.CPU,
+                expected=24,
+                params=JobParams(n=10_000),
+                ttl_s=600,
+            )
+    outcomes = [await sliced.fold(results[k : k + 10]) for k in range(0, len(results), 10)]
+    singles = [await alone.fold([r]) for r in results]
+    for totals in (outcomes, singles):
+        assert sum(o.folded for o in totals) == 48
+        assert sum(o.duplicates for o in totals) == 2
+        assert sum(o.orphans for o in totals) == 1
+        assert sorted(b for o in totals for b in o.done) == ["s1", "s2"]
+    for batch in ("s1", "s2"):
+        got = await redis.hgetall(names.batch(batch))
+        want = await redis.hgetall(alone_names.batch(batch))
+        for field in ("created_at", "finished_at", "latency_max"):
+            assert abs(float(got.pop(field)) - float(want.pop(field))) < 5_000
+        assert got == want
+        status = await read_batch(redis, names, batch)
+        assert status is not None and status.status == BatchState.DONE
+        ok_values = [r.value for r in results[:48] if r.batch_id == batch and r.ok]
+        assert (status.completed, status.failed) == (len(ok_values), 24 - len(ok_values))
+        assert status.result.sum == sum(ok_values)
+        assert (status.result.min, status.result.max) == (min(ok_values), max(ok_values))

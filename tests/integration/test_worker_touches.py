@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from services.worker.touches import MAX_PER_PIPELINE, Touches
+from shared.redis_client import make_redis
 from shared.settings import Settings
 
 
@@ -42,3 +43,24 @@ async def test_a_lost_server_fails_every_touch_of_the_pipeline(settings: Setting
     )
     await broken.aclose()
     assert all(isinstance(outcome, RedisError) for outcome in outcomes)
+
+
+async def test_a_connection_lost_between_turns_costs_at_most_that_turn(
+    settings: Settings, redis: Redis
+) -> None:
+    """The turn that finds its connection closed fails (or is retried) as a whole; the next
+    turn's touches land on a new connection."""
+    client = make_redis(settings)
+    try:
+        touches = Touches(client)
+        keys = [settings.names.io_touch(f"job.{i}") for i in range(3)]
+        await touches.set(keys[0], 1, px=60_000)
+        assert await redis.client_kill_filter(_id=await client.client_id()) == 1
+        outcomes = await asyncio.gather(
+            *(touches.set(key, 2, px=60_000) for key in keys[:2]), return_exceptions=True
+        )
+        assert all(o is None for o in outcomes) or all(isinstance(o, RedisError) for o in outcomes)
+        await asyncio.gather(*(touches.set(key, 3, px=60_000) for key in keys))
+        assert await redis.mget(keys) == ["3", "3", "3"]
+    finally:
+        await client.aclose()
