@@ -19,7 +19,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
+from redis.asyncio.retry import Retry
 
 from shared.retry import with_retries
 from shared.settings import Settings
@@ -58,8 +58,14 @@ def hiredis_packing(connection_class: type[AbstractConnection]) -> type[Abstract
     return _packing_classes[connection_class]
 
 
-def make_redis(settings: Settings, *, retries: int = 8) -> Redis:
-    """A client whose every command retries with backoff while Redis is away.
+def make_redis(settings: Settings, *, retries: int = 3) -> Redis:
+    """A client whose every command, on a lost or refused connection, is tried again a few
+    times with backoff (0.1, 0.2, 0.4 s; redis-py retries each attempt's connect the same way,
+so a refused connection is given up after about 3 s): a Redis restart or a dropped connection costs a
+    moment, not an error. A Redis that stops answering is not asked again: a timeout is the
+    caller's error at once, so the gateway answers ``503`` rather than holding a request for
+    several timeouts. The retry is redis.asyncio's own; the synchronous ``redis.retry.Retry``
+    that this client was once given never retried anything (it returned the coroutine).
 
     The pool blocks (up to ``timeout``) when all its connections are busy, instead of
     failing the request as redis-py's default pool does under a burst of long-polls.
@@ -71,7 +77,7 @@ def make_redis(settings: Settings, *, retries: int = 8) -> Redis:
         timeout=10,
         decode_responses=True,
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError],
+        retry_on_error=[RedisConnectionError, ConnectionResetError],
         health_check_interval=15,
         socket_connect_timeout=3,
         client_name=settings.instance,
