@@ -16,10 +16,10 @@ from typing import Any
 from redis._parsers import _AsyncRESP3Parser
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.asyncio.retry import Retry
 
 from shared.retry import with_retries
 from shared.settings import Settings
