@@ -60,12 +60,12 @@ def hiredis_packing(connection_class: type[AbstractConnection]) -> type[Abstract
 
 def make_redis(settings: Settings, *, retries: int = 3) -> Redis:
     """A client whose every command, on a lost or refused connection, is tried again a few
-    times with backoff (0.1, 0.2, 0.4 s; redis-py retries each attempt's connect the same way,
-so a refused connection is given up after about 3 s): a Redis restart or a dropped connection costs a
-    moment, not an error. A Redis that stops answering is not asked again: a timeout is the
-    caller's error at once, so the gateway answers ``503`` rather than holding a request for
-    several timeouts. The retry is redis.asyncio's own; the synchronous ``redis.retry.Retry``
-    that this client was once given never retried anything (it returned the coroutine).
+    times with backoff (0.1, 0.2, 0.4 s; redis-py retries each attempt's connect the same
+    way, so a refused connection is given up after about 3 s): a Redis restart or a dropped
+    connection costs a moment, not an error. A Redis that stops answering is not asked
+    again: a timeout is the caller's error at once, so the gateway answers ``503`` rather
+    than holding a request for several timeouts. The retry is redis.asyncio's own; the
+    synchronous ``redis.retry.Retry`` this client was once given never retried anything.
 
     The pool blocks (up to ``timeout``) when all its connections are busy, instead of
     failing the request as redis-py's default pool does under a burst of long-polls.
