@@ -40,12 +40,11 @@ class BacklogMonitor:
         cost the gateway and the broker more CPU, idle, than everything else the gateway
         does between requests. A full round asks on channels of its own, closed after
         (:func:`~shared.messaging.queue_depths` says why); the jobs queue, asked at every
-        refresh, on one channel kept open."""
-        jobs = await self.jobs_depth()
+        refresh between them, on one channel kept open."""
         if self.refreshes % EVERY_QUEUE_EVERY == 0 or not self.depths:
             self.depths = await queue_depths(self.connection, self.names)
         else:
-            self.depths = {**self.depths, self.names.jobs_queue: jobs}
+            self.depths = {**self.depths, self.names.jobs_queue: await self.jobs_depth()}
         self.refreshes += 1
 
     async def jobs_depth(self) -> int:
