@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
-from redis._parsers import _AsyncRESP3Parser
+from redis._parsers import _AsyncRESP2Parser
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
@@ -81,7 +81,7 @@ def make_redis(settings: Settings, *, retries: int = 3) -> Redis:
         health_check_interval=15,
         socket_connect_timeout=3,
         client_name=settings.instance,
-        **({} if use_hiredis else {"parser_class": _AsyncRESP3Parser}),
+        **({} if use_hiredis else {"parser_class": _AsyncRESP2Parser}),
     )
     if use_hiredis:
         # hiredis encodes text as UTF-8, redis-py's default and this pool's encoding.
