@@ -3,6 +3,7 @@ whatever one round leaves behind on the connection is a leak of the gateway's me
 
 import uuid
 
+import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from services.gateway.backlog import EVERY_QUEUE_EVERY, BacklogMonitor
@@ -20,14 +21,21 @@ def closing_observers(connection: AbstractRobustConnection) -> int:
     return len(callbacks or ())
 
 
-async def test_asking_depths_leaves_nothing_on_the_connection(
-    settings: Settings, amqp: AbstractRobustConnection
-) -> None:
+@pytest.fixture
+async def monitor(settings: Settings, amqp: AbstractRobustConnection) -> BacklogMonitor:
+    """A monitor of a declared topology after a full round and then the jobs queue alone,
+    on the channel it keeps."""
     channel = await amqp.channel()
     await declare_topology(channel, settings.names)
     monitor = BacklogMonitor(amqp, settings.names)
-    for _ in range(2):  # a full round, then the jobs queue alone on the channel it keeps
+    for _ in range(2):
         await monitor.refresh()
+    return monitor
+
+
+async def test_asking_depths_leaves_nothing_on_the_connection(
+    settings: Settings, amqp: AbstractRobustConnection, monitor: BacklogMonitor
+) -> None:
     assert monitor.depth == 0 and monitor.depths[settings.names.retry_queue] == 0
     assert amqp.transport is not None
     before = closing_observers(amqp), len(amqp.transport.connection.channels)
@@ -40,13 +48,8 @@ async def test_asking_depths_leaves_nothing_on_the_connection(
 
 
 async def test_the_jobs_queue_is_asked_on_one_kept_channel_reopened_after_a_miss(
-    settings: Settings, amqp: AbstractRobustConnection
+    settings: Settings, amqp: AbstractRobustConnection, monitor: BacklogMonitor
 ) -> None:
-    channel = await amqp.channel()
-    await declare_topology(channel, settings.names)
-    monitor = BacklogMonitor(amqp, settings.names)
-    for _ in range(2):  # a full round, then the jobs queue alone on the channel it keeps
-        await monitor.refresh()
     kept = monitor.asking
     assert kept is not None and not kept.is_closed
     for _ in range(EVERY_QUEUE_EVERY + 1):
