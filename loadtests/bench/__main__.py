@@ -72,11 +72,7 @@ def worker_orders(rounds: int) -> Iterator[tuple[int, ...]]:
 
 
 def ceiling_round(settings: Settings, jobs: int, servers: dict[str, int]) -> dict[str, Any]:
-    hops = Hops(
-        settings.amqp_url.get_secret_value(),
-        f"{settings.namespace}.bench.hop1",
-        f"{settings.namespace}.bench.hop2",
-    )
+    hops = Hops.of(settings, "bench")
     load = load_average()
     try:
         ceiling = run_fast(
@@ -92,11 +88,7 @@ def broker_latency(
 ) -> dict[str, Any]:
     """The bare relay's per-message latency at ``rate``, in the settings' namespace (purged
     after): the broker's own, the limit under the cluster's."""
-    hops = Hops(
-        settings.amqp_url.get_secret_value(),
-        f"{settings.namespace}.latency.hop1",
-        f"{settings.namespace}.latency.hop2",
-    )
+    hops = Hops.of(settings, "latency")
     load = load_average()
     try:
         figures = run_fast(

@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from coordctl.local import ClusterState
 from loadtests.bench.__main__ import cluster_run, median_by_key, run_settings
 from loadtests.bench.cluster import throughput
 from loadtests.bench.cpu import SHARED_NOTE, server_pids
@@ -49,6 +50,22 @@ def variant(base: Settings, out: Path, label: str, changes: dict[str, str]) -> S
         raise typer.BadParameter(f"{label}: {exc}") from None
 
 
+def side_by_side(
+    stack: ExitStack, variants: dict[str, Settings], *, workers: int, warm_jobs: int
+) -> dict[str, ClusterState]:
+    """One cluster per variant, all up at once (stopped with ``stack``), each warmed up by
+    ``warm_jobs`` jobs before any of them is measured."""
+    states = {
+        label: stack.enter_context(
+            scoped_cluster(settings, workers=workers, mode=WorkerMode.PROCESSES)
+        )
+        for label, settings in variants.items()
+    }
+    for state in states.values():
+        run_fast(throughput(state, warm_jobs))
+    return states
+
+
 @app.command()
 def main(
     before: Annotated[str, typer.Option(help="settings of the 'before' cluster: a=1,b=2")],
@@ -68,14 +85,7 @@ def main(
     servers = server_pids(base)
     runs: dict[str, list[dict[str, Any]]] = {label: [] for label in variants}
     with ExitStack() as stack:
-        states = {
-            label: stack.enter_context(
-                scoped_cluster(settings, workers=workers, mode=WorkerMode.PROCESSES)
-            )
-            for label, settings in variants.items()
-        }
-        for state in states.values():
-            run_fast(throughput(state, min(jobs, 1000)))
+        states = side_by_side(stack, variants, workers=workers, warm_jobs=min(jobs, 1000))
         for index in range(rounds):
             order = list(variants) if index % 2 == 0 else list(reversed(variants))
             for label in order:

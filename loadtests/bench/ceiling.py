@@ -36,6 +36,7 @@ from shared.messaging import (
     publish_many_confirmed,
 )
 from shared.runtime import run_fast
+from shared.settings import Settings
 
 RELAY_PREFETCH = 128
 PUBLISH_TIMEOUT_S = 60.0
@@ -48,6 +49,16 @@ class Hops:
     url: str
     first: str
     second: str
+
+    @classmethod
+    def of(cls, settings: Settings, purpose: str) -> Hops:
+        """The relay's two queues in the settings' namespace, named for ``purpose`` (so the
+        namespace's purge takes them along with ``extra_queues``)."""
+        return cls(
+            settings.amqp_url.get_secret_value(),
+            f"{settings.namespace}.{purpose}.hop1",
+            f"{settings.namespace}.{purpose}.hop2",
+        )
 
 
 @dataclass(frozen=True)

@@ -28,14 +28,14 @@ from rich.console import Console
 from rich.table import Table
 
 from loadtests.bench.__main__ import broker_latency, load_average, run_settings
-from loadtests.bench.ab import parse_changes, variant
-from loadtests.bench.cluster import latency_at_rate, throughput
+from loadtests.bench.ab import parse_changes, side_by_side, variant
+from loadtests.bench.cluster import latency_at_rate
 from loadtests.bench.hops import HOPS, gc_pauses, job_hops
 from loadtests.bench.hops import summarize as summarize_hops
-from loadtests.harness import machine, scoped_cluster
+from loadtests.harness import machine
 from loadtests.reports import new_run_dir, point_latest
 from shared.runtime import run_fast
-from shared.settings import WorkerMode, load_settings
+from shared.settings import load_settings
 
 console = Console()
 app = typer.Typer(add_completion=False)
@@ -142,14 +142,7 @@ def main(
     results: list[dict[str, Figures]] = []
     windows: dict[str, list[tuple[float, float]]] = {run: [] for run in variants}
     with ExitStack() as stack:
-        states = {
-            label: stack.enter_context(
-                scoped_cluster(settings, workers=workers, mode=WorkerMode.PROCESSES)
-            )
-            for label, settings in variants.items()
-        }
-        for state in states.values():
-            run_fast(throughput(state, 500))
+        states = side_by_side(stack, variants, workers=workers, warm_jobs=500)
         for index in range(rounds):
             round_: dict[str, Figures] = {}
             for run in order if index % 2 == 0 else reversed(order):

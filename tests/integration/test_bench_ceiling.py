@@ -8,11 +8,7 @@ from shared.settings import Settings
 
 
 async def test_the_bare_relay_delivers_every_message(settings: Settings) -> None:
-    hops = Hops(
-        settings.amqp_url.get_secret_value(),
-        f"{settings.namespace}.bench.hop1",
-        f"{settings.namespace}.bench.hop2",
-    )
+    hops = Hops.of(settings, "bench")
     try:
         result = await measure_ceiling(hops, 300, window=64)
     finally:
@@ -22,11 +18,7 @@ async def test_the_bare_relay_delivers_every_message(settings: Settings) -> None
 
 
 async def test_the_bare_relay_times_every_message_after_the_warm_up(settings: Settings) -> None:
-    hops = Hops(
-        settings.amqp_url.get_secret_value(),
-        f"{settings.namespace}.latency.hop1",
-        f"{settings.namespace}.latency.hop2",
-    )
+    hops = Hops.of(settings, "latency")
     try:
         figures = await relay_latency(
             hops, rate_jobs_s=200, seconds=0.5, per_batch=10, window=64, warmup_s=0.2
