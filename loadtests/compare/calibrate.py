@@ -47,6 +47,18 @@ class Calibration(BaseModel):
 
     @computed_field  # type: ignore[prop-decorator]
     @property
+    def step_spread(self) -> float | None:
+        """p90 ÷ p10 of the one-core step over the run: how steady the machine's speed was.
+        A quiet machine stays within a few percent. A VM whose host's other tenants come and
+        go can swing by half within a minute, and every efficiency measured against the
+        calibration swings with it."""
+        if len(self.samples_ms) < 5:
+            return None
+        deciles = statistics.quantiles(self.samples_ms, n=10)
+        return round(deciles[-1] / deciles[0], 3)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
     def prefork_efficiency(self) -> float | None:
         """The prefork pool's jobs/s ÷ the all-core ideal (cores times one core's jobs/s)."""
         if self.prefork_jobs_s is None or self.cpu_job_ms <= 0:

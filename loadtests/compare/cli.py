@@ -442,3 +442,6 @@ def print_verdicts(results: CompareResults, console: Console) -> None:
         console.print(
             "targets missed: " + "; ".join(f"{t.name} = {t.figure} ({t.threshold})" for t in failed)
         )
+    for target in results.targets:
+        if target.note:
+            console.print(f"{target.name} = {target.figure}: {target.note}")

@@ -12,6 +12,7 @@ from loadtests.compare.calibrate import Calibration
 from loadtests.compare.results import CompareResults, ScenarioResult
 from loadtests.compare.results import figure_text as _num
 from loadtests.compare.runtime_report import runtime_lines
+from loadtests.compare.verdicts import QUIET_STEP_SPREAD
 
 CHARTS = ("throughput.png", "latency.png", "loop_lag.png")
 
@@ -99,7 +100,9 @@ def markdown(results: CompareResults, *, charts: list[str]) -> str:
         "",
         f"Calibration: one `cpu` job (n = {calibration.n:,}) takes {calibration.cpu_job_ms} ms "
         f"of CPU on one core (median of {len(calibration.samples_ms)} runs spread over the "
-        f"whole run; fastest {calibration.cpu_job_fastest_ms} ms; wall-clock "
+        f"whole run; fastest {calibration.cpu_job_fastest_ms} ms; p90/p10 "
+        f"{_num(calibration.step_spread)}, within {QUIET_STEP_SPREAD} on a quiet machine; "
+        f"wall-clock "
         f"{calibration.cpu_job_wall_ms} ms, higher when the machine is busy), so one core does "
         f"{1000 / calibration.cpu_job_ms:.1f} jobs/s. Bare processes (no cluster) on all "
         f"{calibration.cores} cores count primes {_num(calibration.bare_parallel_speedup)}x as "
@@ -126,7 +129,9 @@ def markdown(results: CompareResults, *, charts: list[str]) -> str:
         "|---|---|---|---|",
     ]
     for target in results.targets:
-        verdict = {True: "pass", False: "**fail**", None: "not measured"}[target.passed]
+        verdict = {True: "pass", False: "**fail**", None: target.note or "not measured"}[
+            target.passed
+        ]
         lines.append(f"| {target.name} | {_num(target.figure)} | {target.threshold} | {verdict} |")
     lines += [
         "",

@@ -201,6 +201,8 @@ class Target(BaseModel):
     figure: float | None
     threshold: str
     passed: bool | None
+    note: str | None = None
+    """Why a measured figure was not judged (``passed`` is then None)."""
 
 
 class Claim(BaseModel):

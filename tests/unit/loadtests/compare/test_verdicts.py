@@ -100,3 +100,26 @@ def test_the_prefork_pool_run_beside_the_scenario_is_the_yardstick(make_run: Mak
     against_prefork = next(t for t in targets(run) if "bare prefork" in t.name)
     assert against_prefork.figure == pytest.approx(150 / 148, abs=1e-3)
     assert against_prefork.passed
+
+
+def test_the_quiet_machine_targets_are_not_judged_on_a_machine_whose_speed_swung(
+    make_run: MakeRun,
+) -> None:
+    """The calibration's step went from 9.5 to 14 ms over the run: an efficiency against it
+    says more about the host than about the pool, so those two targets are left unjudged
+    with the reason, and every other target is judged as before."""
+    steady = make_run(cpu_pool=180.0, prefork=176.0)
+    swung = make_run(cpu_pool=180.0, prefork=176.0)
+    swung.calibration.samples_ms = [9.5, 9.6, 9.8, 10.0, 10.0, 10.2, 12.0, 13.5, 14.0]
+
+    assert steady.calibration.step_spread is None
+    assert swung.calibration.step_spread == pytest.approx(1.47, abs=0.01)
+    judged = {t.name: t for t in targets(steady)}
+    unjudged = {t.name: t for t in targets(swung)}
+    quiet = [name for name in judged if "quiet-machine" in name]
+    assert len(quiet) == 2 and judged[quiet[0]].passed is False
+    for name in quiet:
+        assert unjudged[name].passed is None and unjudged[name].figure == judged[name].figure
+        assert "not a quiet machine" in (unjudged[name].note or "")
+    others = [name for name in judged if name not in quiet]
+    assert [unjudged[n].passed for n in others] == [judged[n].passed for n in others]
