@@ -44,6 +44,7 @@ from rich.table import Table
 from coordctl.local import ClusterError, ClusterState
 from coordctl.namespace import purge_namespace
 from coordctl.servers import ServerUnavailable, free_port, host_port, wait_listening
+from loadtests.cpu_limit import CpuLimitUnavailable, cpu_limited
 from loadtests.harness import machine, scoped_cluster
 from loadtests.reports import new_run_dir, point_latest
 from shared.messaging import connect_amqp, queue_depths
@@ -362,6 +363,15 @@ def main(
     gateways_rounds: Annotated[
         int, typer.Option(min=0, max=20, help="rounds of 2 gateways vs 1 (0: skip)")
     ] = 3,
+    gateway_cpus: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=64,
+            help="2 gateways vs 1 with each gateway held to this share of a CPU "
+            "(a cgroup quota, as a container limit; needs root); 0: no limit",
+        ),
+    ] = 0.0,
 ) -> None:
     """Measure the gateway's submit rate and p99 next to bare uvicorn endpoints."""
     try:
@@ -433,6 +443,7 @@ def main(
                 duration_s=duration,
                 rounds=gateways_rounds,
                 out=run_dir / "gateways",
+                gateway_cpus=gateway_cpus,
             )
     summary = medians(runs)
     overhead = [row for base in BASELINES if base in chosen for row in ratios(summary, base)]
@@ -575,8 +586,10 @@ def compare_gateways(
     duration_s: int,
     rounds: int,
     out: Path,
+    gateway_cpus: float = 0.0,
 ) -> dict[str, Any]:
-    """Alternate rounds on the running 1-gateway cluster and a 2-gateway one of its own."""
+    """Alternate rounds on the running 1-gateway cluster and a 2-gateway one of its own;
+    with ``gateway_cpus``, every gateway process of both held to that share of a CPU."""
     two_settings = settings.replace(
         namespace=f"{settings.namespace}-g2",
         gateway_port=free_port(),
@@ -591,14 +604,20 @@ def compare_gateways(
                 "1 gateway": (one, one_groups),
                 "2 gateways": (two, process_groups(state, two_settings)),
             }
-            for index in range(rounds):
-                for name, (target, groups) in targets.items():
-                    folder = out / f"round{index + 1}-{name.replace(' ', '-')}"
-                    folder.mkdir(parents=True, exist_ok=True)
-                    with console.status(
-                        f"{name}, round {index + 1}/{rounds}: {TARGET_USERS} users"
-                    ):
-                        runs[name].append(measure_with_cpu(target, groups, duration_s, folder))
+            limited = ExitStack()
+            if gateway_cpus:
+                gateway_pids = [
+                    pid
+                    for _, groups in targets.values()
+                    for name, pids in groups.items()
+                    if name.startswith("gateway")
+                    for pid in pids
+                ]
+                limited.enter_context(cpu_limited(gateway_pids, gateway_cpus, label="coord-bench"))
+            with limited:
+                run_rounds(targets, runs, rounds=rounds, duration_s=duration_s, out=out)
+    except CpuLimitUnavailable as exc:
+        fail(f"--gateway-cpus {gateway_cpus}: {exc}")
     except (ClusterError, ServerUnavailable) as exc:
         fail(str(exc))
     medians = {name: statistics.median(r["rps"] for r in rs) for name, rs in runs.items()}
@@ -606,20 +625,40 @@ def compare_gateways(
     return {
         "users": TARGET_USERS,
         "rounds": rounds,
+        "gateway_cpus": gateway_cpus or None,
         "median_rps": medians,
         "ratio": ratio,
         "target": TWO_GATEWAYS_TARGET,
         "met": ratio is not None and ratio >= TWO_GATEWAYS_TARGET,
-        "cores_allow": cores_allow(runs["1 gateway"]),
+        "cores_allow": None if gateway_cpus else cores_allow(runs["1 gateway"]),
         "runs": runs,
     }
+
+
+def run_rounds(
+    targets: dict[str, tuple[Target, dict[str, list[int]]]],
+    runs: dict[str, list[dict[str, Any]]],
+    *,
+    rounds: int,
+    duration_s: int,
+    out: Path,
+) -> None:
+    """The alternating rounds of 1 and 2 gateways, each run appended to ``runs``."""
+    for index in range(rounds):
+        for name, (target, groups) in targets.items():
+            folder = out / f"round{index + 1}-{name.replace(' ', '-')}"
+            folder.mkdir(parents=True, exist_ok=True)
+            with console.status(f"{name}, round {index + 1}/{rounds}: {TARGET_USERS} users"):
+                runs[name].append(measure_with_cpu(target, groups, duration_s, folder))
 
 
 def print_gateways(result: dict[str, Any]) -> None:
     """Rounds, the ratio next to its threshold, and the median CPU of every process."""
     runs = result["runs"]
+    held = result.get("gateway_cpus")
     table = Table(
-        title=f"2 gateways vs 1, {result['users']} users, single-job submits",
+        title=f"2 gateways vs 1, {result['users']} users, single-job submits"
+        + (f", each gateway held to {held:g} of a CPU" if held else ""),
         title_justify="left",
     )
     for column in ("round", "1 gateway req/s", "2 gateways req/s", "ratio", "per gateway", "load"):
@@ -652,6 +691,9 @@ def print_gateways(result: dict[str, Any]) -> None:
             cells.append(f"{statistics.median(values):.0f}%" if values else "-")
         cpu.add_row(process, *cells)
     console.print(cpu)
+    if held:
+        console.print(held_verdict(runs, held))
+        return
     console.print(gateways_verdict(runs["2 gateways"]))
     bound = result.get("cores_allow")
     if bound is not None:
@@ -681,6 +723,25 @@ def cores_allow(runs: list[dict[str, Any]]) -> dict[str, float] | None:
         "rps": rps,
         "ratio": round(capacity / machine, 2),
     }
+
+
+def held_verdict(runs: dict[str, list[dict[str, Any]]], held: float) -> str:
+    """What holding each gateway to ``held`` of a CPU left: the gateways at their quota,
+    and the machine with room to spare, is the case the ratio is about."""
+    parts = []
+    for name, rs in runs.items():
+        machine_pct = statistics.median(r["cpu_pct"]["machine (all processes)"] for r in rs)
+        gateways = ", ".join(
+            f"{process} {statistics.median(r['cpu_pct'][process] for r in rs):.0f}%"
+            for process in sorted(rs[0]["cpu_pct"])
+            if process.startswith("gateway")
+        )
+        parts.append(f"{name}: {gateways}, the machine {machine_pct:.0f}%")
+    return (
+        f"each gateway process held to {held:g} of a CPU ({held * 100:.0f}% of one core, a "
+        f"cgroup quota as a container limit sets): {'; '.join(parts)}. With the gateways at "
+        "their quota and cores to spare, the ratio is what a second gateway adds"
+    )
 
 
 def gateways_verdict(runs: list[dict[str, Any]]) -> str:
