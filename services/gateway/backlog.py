@@ -4,7 +4,7 @@ The view is refreshed twice a second while anyone reads it (a submit's admission
 ``/instances``, the dashboard) and every few seconds while nobody does (a metrics scrape
 takes the view as it is, without asking for a faster pace):
 asking the broker twice a second cost an idle gateway and the broker about 5 ms of CPU a
-second together, a quarter of an idle cluster's. The first read after a quiet spell gets the
+second together, a sixth of an idle cluster's. The first read after a quiet spell gets the
 view as the last slow refresh left it (at most ``idle_interval_s`` old) and wakes the
 monitor, which refreshes at once and then keeps the fast pace.
 """
@@ -53,7 +53,8 @@ class BacklogMonitor:
 
     @property
     def depths(self) -> dict[str, int]:
-        """Every queue's ready messages as last refreshed (-1 where a queue is missing)."""
+        """Every queue's ready messages as last refreshed (-1 where a queue is missing);
+        reading them keeps the monitor at its fast pace, or wakes it after a quiet spell."""
         now = time.monotonic()
         if not self.in_demand(now):
             self.wanted.set()
