@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import statistics
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from shared.histogram import LATENCY_BUCKETS
 
@@ -21,4 +23,17 @@ def latency_figures(
         "p95": summary.p95,
         "p99": summary.p99,
         "sender_late_ms_p99": round(sorted(late_ms)[math.ceil(0.99 * len(late_ms)) - 1], 1),
+    }
+
+
+MEDIAN_KEYS = ("p50", "p95", "p99", "sender_late_ms_p99", "jobs", "load_average")
+
+
+def median_figures(runs: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Each figure's median over alternating runs of one kind (to 0.1): on a shared machine a
+    single run's p99 is whichever stall it met; a figure no run has is left out."""
+    return {
+        key: round(statistics.median(run[key] for run in runs if run.get(key) is not None), 1)
+        for key in MEDIAN_KEYS
+        if any(run.get(key) is not None for run in runs)
     }

@@ -32,6 +32,7 @@ from loadtests.bench.ab import parse_changes, side_by_side, variant
 from loadtests.bench.cluster import latency_at_rate
 from loadtests.bench.hops import HOPS, gc_pauses, job_hops
 from loadtests.bench.hops import summarize as summarize_hops
+from loadtests.bench.latencies import median_figures
 from loadtests.harness import machine
 from loadtests.reports import new_run_dir, point_latest
 from shared.runtime import run_fast
@@ -43,15 +44,6 @@ app = typer.Typer(add_completion=False)
 Figures = dict[str, Any]
 WARMUP_S = 1.0
 """The first second of a run is not counted, in the latency as in the hops."""
-
-
-def medians(runs: list[Figures]) -> Figures:
-    keys = ("p50", "p95", "p99", "sender_late_ms_p99", "jobs", "load_average")
-    return {
-        key: round(statistics.median(run[key] for run in runs if run[key] is not None), 1)
-        for key in keys
-        if any(run[key] is not None for run in runs)
-    }
 
 
 def show(rounds: list[dict[str, Figures]]) -> None:
@@ -71,7 +63,7 @@ def show(rounds: list[dict[str, Figures]]) -> None:
                 f"{f['load_average']:.1f}",
             )
     for run in rounds[0]:
-        m = medians([r[run] for r in rounds])
+        m = median_figures([r[run] for r in rounds])
         table.add_row(
             "median",
             run,
@@ -173,7 +165,7 @@ def main(
             jobs = job_hops(logs, since=since, until=until, per_batch=per_batch)
             round_[run]["hops_ms"] = summarize_hops(jobs)
             round_[run]["gc_pauses_ms"] = gc_pauses(logs, since=since, until=until)
-    medians_by_run = {run: medians([r[run] for r in results]) for run in order}
+    medians_by_run = {run: median_figures([r[run] for r in results]) for run in order}
     (out / "results.json").write_text(
         json.dumps(
             {
