@@ -17,7 +17,7 @@ import json
 import os
 import statistics
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
@@ -207,31 +207,14 @@ def bench(
         fresh = run_settings(settings, out)
         with scoped_cluster(fresh, workers=best_workers, mode=WorkerMode.PROCESSES) as state:
             run_fast(throughput(state, 500))
-            runs: dict[str, list[dict[str, Any]]] = {"relay": [], "cluster": []}
-            for index in range(rounds):
-                for run in ("relay", "cluster") if index % 2 == 0 else ("cluster", "relay"):
-                    progress.update(
-                        step, description=f"latency at {half:,.0f} jobs/s, round {index + 1}: {run}"
-                    )
-                    if run == "relay":
-                        runs[run].append(
-                            broker_latency(
-                                run_settings(settings, out, "relay"),
-                                rate=half,
-                                seconds=latency_s,
-                                per_batch=10,
-                            )
-                        )
-                        continue
-                    load = load_average()
-                    runs[run].append(
-                        run_fast(
-                            latency_at_rate(
-                                state, rate_jobs_s=half, seconds=latency_s, per_batch=10
-                            )
-                        )
-                        | {"load_average": load}
-                    )
+            runs = latency_rounds(
+                state,
+                run_settings(settings, out, "relay"),
+                rate=half,
+                seconds=latency_s,
+                rounds=rounds,
+                progress=lambda text: progress.update(step, description=text),
+            )
             results["broker_latency_ms"] = median_figures(runs["relay"]) | {"rounds": runs["relay"]}
             results["latency_ms"] = median_figures(runs["cluster"]) | {
                 "rate_jobs_s": round(half, 1),
@@ -247,6 +230,32 @@ def bench(
     (out / "results.json").write_text(json.dumps(results, indent=2))
     point_latest(out)
     return results
+
+
+def latency_rounds(
+    state: ClusterState,
+    relay: Settings,
+    *,
+    rate: float,
+    seconds: float,
+    rounds: int,
+    progress: Callable[[str], object],
+) -> dict[str, list[dict[str, Any]]]:
+    """``rounds`` rounds of the bare relay and the cluster at ``rate``, their order swapped
+    every round: each run's latency figures, by kind."""
+    runs: dict[str, list[dict[str, Any]]] = {"relay": [], "cluster": []}
+    for index in range(rounds):
+        for run in ("relay", "cluster") if index % 2 == 0 else ("cluster", "relay"):
+            progress(f"latency at {rate:,.0f} jobs/s, round {index + 1}: {run}")
+            if run == "relay":
+                runs[run].append(broker_latency(relay, rate=rate, seconds=seconds, per_batch=10))
+                continue
+            load = load_average()
+            figures = run_fast(
+                latency_at_rate(state, rate_jobs_s=rate, seconds=seconds, per_batch=10)
+            )
+            runs[run].append(figures | {"load_average": load})
+    return runs
 
 
 def round_p99s(figures: dict[str, Any]) -> str:
