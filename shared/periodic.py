@@ -9,7 +9,6 @@ so the service's task group, so a broken background task is noticed rather than 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import NoReturn
 
@@ -33,17 +32,14 @@ def raise_if_cancelling(cause: BaseException | None = None) -> None:
 async def periodic(
     name: str,
     step: Callable[[], Awaitable[object]],
-    interval_s: float | Callable[[], float],
+    interval_s: float,
     *,
     survives: tuple[type[BaseException], ...] = (Exception,),
-    wake: asyncio.Event | None = None,
 ) -> NoReturn:
     """Run ``step`` every ``interval_s`` until cancelled.
 
     ``survives`` names the errors that are the outside world's fault; each is logged as
-    ``{name}_failed`` and the next interval tries again. ``interval_s`` may be asked anew
-    before each sleep, and a set ``wake`` cuts the sleep short (and is cleared), for a loop
-    that idles slowly until someone needs its figure.
+    ``{name}_failed`` and the next interval tries again.
     """
     while True:
         try:
@@ -52,11 +48,4 @@ async def periodic(
             raise_if_cancelling(exc)
             log.warning(f"{name}_failed", error=repr(exc))
         raise_if_cancelling()
-        delay_s = interval_s() if callable(interval_s) else interval_s
-        if wake is None:
-            await asyncio.sleep(delay_s)
-            continue
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(delay_s):
-                await wake.wait()
-        wake.clear()
+        await asyncio.sleep(interval_s)

@@ -1,20 +1,9 @@
-"""A cached view of queue depths, so admission control costs no broker round trip per request.
-
-The view is refreshed twice a second while anyone reads it (a submit's admission check,
-``/instances``, the dashboard) and every few seconds while nobody does (a metrics scrape
-takes the view as it is, without asking for a faster pace):
-asking the broker twice a second cost an idle gateway and the broker about 5 ms of CPU a
-second together, a sixth of an idle cluster's. The first read after a quiet spell gets the
-view as the last slow refresh left it (at most ``idle_interval_s`` old) and wakes the
-monitor, which refreshes at once and then keeps the fast pace.
-"""
+"""A cached view of queue depths, so admission control costs no broker round trip per request."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
-import time
 
 import aiormq.abc
 from aio_pika.abc import AbstractRobustConnection
@@ -32,45 +21,19 @@ CLOSE_TIMEOUT_S = 1.0
 
 class BacklogMonitor:
     def __init__(
-        self,
-        connection: AbstractRobustConnection,
-        names: Names,
-        *,
-        interval_s: float = 0.5,
-        idle_interval_s: float = 5.0,
-        read_within_s: float = 3.0,
+        self, connection: AbstractRobustConnection, names: Names, *, interval_s: float = 0.5
     ) -> None:
         self.connection = connection
         self.names = names
         self.interval_s = interval_s
-        self.idle_interval_s = idle_interval_s
-        self.read_within_s = read_within_s
-        self.latest: dict[str, int] = {}
-        self.read_at = -math.inf
-        self.wanted = asyncio.Event()
+        self.depths: dict[str, int] = {}
         self.refreshes = 0
         self.asking: aiormq.abc.AbstractChannel | None = None
-
-    @property
-    def depths(self) -> dict[str, int]:
-        """Every queue's ready messages as last refreshed (-1 where a queue is missing);
-        reading them keeps the monitor at its fast pace, or wakes it after a quiet spell."""
-        now = time.monotonic()
-        if not self.in_demand(now):
-            self.wanted.set()
-        self.read_at = now
-        return self.latest
 
     @property
     def depth(self) -> int:
         """Jobs waiting to be consumed (ready messages in the jobs queue)."""
         return max(0, self.depths.get(self.names.jobs_queue, 0))
-
-    def in_demand(self, now: float) -> bool:
-        return now - self.read_at <= self.read_within_s
-
-    def next_interval(self) -> float:
-        return self.interval_s if self.in_demand(time.monotonic()) else self.idle_interval_s
 
     async def refresh(self) -> None:
         """The jobs queue alone between full rounds: 13 passive declares twice a second
@@ -78,10 +41,10 @@ class BacklogMonitor:
         does between requests. A full round asks on channels of its own, closed after
         (:func:`~shared.messaging.queue_depths` says why); the jobs queue, asked at every
         refresh between them, on one channel kept open."""
-        if self.refreshes % EVERY_QUEUE_EVERY == 0 or not self.latest:
-            self.latest = await queue_depths(self.connection, self.names)
+        if self.refreshes % EVERY_QUEUE_EVERY == 0 or not self.depths:
+            self.depths = await queue_depths(self.connection, self.names)
         else:
-            self.latest = {**self.latest, self.names.jobs_queue: await self.jobs_depth()}
+            self.depths = {**self.depths, self.names.jobs_queue: await self.jobs_depth()}
         self.refreshes += 1
 
     async def jobs_depth(self) -> int:
@@ -107,6 +70,6 @@ class BacklogMonitor:
 
     async def run(self) -> None:
         try:
-            await periodic("queue_depth", self.refresh, self.next_interval, wake=self.wanted)
+            await periodic("queue_depth", self.refresh, self.interval_s)
         finally:
             await self.close()

@@ -49,23 +49,3 @@ async def test_a_cancellation_a_library_turned_into_its_own_error_still_stops_th
 
 async def test_raise_if_cancelling_is_quiet_outside_a_cancellation() -> None:
     raise_if_cancelling()
-
-
-async def test_a_wake_cuts_the_sleep_short_and_the_interval_is_asked_each_time() -> None:
-    calls: list[float] = []
-    wake = asyncio.Event()
-    intervals = iter([60.0, 0.01, 60.0])
-
-    async def step() -> None:
-        calls.append(asyncio.get_running_loop().time())
-
-    task = asyncio.create_task(periodic("probe", step, lambda: next(intervals), wake=wake))
-    await asyncio.sleep(0.05)
-    assert len(calls) == 1
-    wake.set()
-    await asyncio.sleep(0.1)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert len(calls) == 3
-    assert not wake.is_set()

@@ -48,24 +48,3 @@ async def test_the_jobs_queue_alone_between_full_rounds(monkeypatch: pytest.Monk
     assert first_round.is_closed and last_round.is_closed and not kept.is_closed
     assert monitor.depth == 7
     assert monitor.depths[names.results_queue] == 7
-
-
-async def test_the_view_is_refreshed_slowly_until_someone_reads_it() -> None:
-    monitor = BacklogMonitor(
-        cast(AbstractRobustConnection, object()),
-        Names("t"),
-        interval_s=0.5,
-        idle_interval_s=5.0,
-        read_within_s=3.0,
-    )
-    assert monitor.next_interval() == 5.0 and not monitor.wanted.is_set()
-
-    assert monitor.depth == 0
-    assert monitor.wanted.is_set() and monitor.next_interval() == 0.5
-    monitor.wanted.clear()
-    assert monitor.depths == {}
-    assert not monitor.wanted.is_set(), "a read within the fast pace wakes nobody"
-
-    monitor.read_at -= 3.5
-    assert monitor.next_interval() == 5.0
-    assert monitor.latest == {} and not monitor.wanted.is_set(), "latest asks for nothing"
