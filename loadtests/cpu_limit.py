@@ -20,10 +20,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
+from shared.cpus import CGROUP_ROOT, V1_CPU_DIRS, cgroup_paths
+
 PROC = Path("/proc")
 PERIOD_US = 100_000
-V1_CPU_DIRS = ("cpu", "cpu,cpuacct", "cpuacct,cpu")
 
 
 class CpuLimitUnavailable(RuntimeError):
@@ -47,15 +47,11 @@ class Hierarchy:
 
     def cgroup_of(self, pid: int, proc: Path) -> Path:
         """The folder of the cgroup ``pid`` is in now (the hierarchy's root if unknown)."""
-        with contextlib.suppress(OSError):
-            for line in (proc / str(pid) / "cgroup").read_text().splitlines():
-                hierarchy, _, rest = line.partition(":")
-                controllers, _, path = rest.partition(":")
-                if self.v2 and hierarchy == "0" and not controllers:
-                    return self.mount / path.lstrip("/")
-                if not self.v2 and "cpu" in controllers.split(","):
-                    return self.mount / path.lstrip("/")
-        return self.mount
+        try:
+            v1_path, v2_path = cgroup_paths((proc / str(pid) / "cgroup").read_text())
+        except OSError:
+            return self.mount
+        return self.mount / (v2_path if self.v2 else v1_path).lstrip("/")
 
 
 def find_hierarchy(root: Path = CGROUP_ROOT) -> Hierarchy:

@@ -52,16 +52,23 @@ def _ancestors(mount: Path, relative: str) -> list[Path]:
     return [mount.joinpath(*parts[:depth]) for depth in range(len(parts), -1, -1)]
 
 
-def cgroup_quota(root: Path = CGROUP_ROOT, self_cgroup: Path = SELF_CGROUP) -> float | None:
-    """The tightest CPU quota of this process's cgroup and its parents, in CPUs; None: none."""
-    v2_path, v1_path = "/", "/"
-    for line in (_read(self_cgroup) or "").splitlines():
+def cgroup_paths(proc_cgroup: str) -> tuple[str, str]:
+    """A ``/proc/<pid>/cgroup`` text's paths: (cgroup v1's ``cpu`` one, cgroup v2's), each
+    ``/`` where the text has none."""
+    v1_path, v2_path = "/", "/"
+    for line in proc_cgroup.splitlines():
         hierarchy, _, rest = line.partition(":")
         controllers, _, path = rest.partition(":")
         if hierarchy == "0" and controllers == "":
             v2_path = path
         elif "cpu" in controllers.split(","):
             v1_path = path
+    return v1_path, v2_path
+
+
+def cgroup_quota(root: Path = CGROUP_ROOT, self_cgroup: Path = SELF_CGROUP) -> float | None:
+    """The tightest CPU quota of this process's cgroup and its parents, in CPUs; None: none."""
+    v1_path, v2_path = cgroup_paths(_read(self_cgroup) or "")
     quotas = [
         quota
         for name in V1_CPU_DIRS
