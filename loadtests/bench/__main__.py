@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
@@ -207,14 +208,18 @@ def bench(
         fresh = run_settings(settings, out)
         with scoped_cluster(fresh, workers=best_workers, mode=WorkerMode.PROCESSES) as state:
             run_fast(throughput(state, 500))
-            runs = latency_rounds(
-                state,
+            measured = latency_rounds(
+                {"cluster": state},
                 run_settings(settings, out, "relay"),
                 rate=half,
                 seconds=latency_s,
                 rounds=rounds,
                 progress=lambda text: progress.update(step, description=text),
             )
+            runs = {
+                run: [{k: v for k, v in r[run].items() if k != "window"} for r in measured]
+                for run in ("relay", "cluster")
+            }
             results["broker_latency_ms"] = median_figures(runs["relay"]) | {"rounds": runs["relay"]}
             results["latency_ms"] = median_figures(runs["cluster"]) | {
                 "rate_jobs_s": round(half, 1),
@@ -233,29 +238,44 @@ def bench(
 
 
 def latency_rounds(
-    state: ClusterState,
-    relay: Settings,
+    states: Mapping[str, ClusterState],
+    relay: Settings | None,
     *,
     rate: float,
     seconds: float,
     rounds: int,
     progress: Callable[[str], object],
-) -> dict[str, list[dict[str, Any]]]:
-    """``rounds`` rounds of the bare relay and the cluster at ``rate``, their order swapped
-    every round: each run's latency figures, by kind."""
-    runs: dict[str, list[dict[str, Any]]] = {"relay": [], "cluster": []}
+    per_batch: int = 10,
+    warmup_s: float = 1.0,
+) -> list[dict[str, dict[str, Any]]]:
+    """``rounds`` rounds of the bare relay (unless ``relay`` is None) and of each cluster at
+    ``rate``, their order swapped every round: each round's figures by run. A cluster's carry
+    ``window``, the epoch seconds its latency counts (after ``warmup_s``), to read its logs."""
+    order = (["relay"] if relay is not None else []) + list(states)
+    results: list[dict[str, dict[str, Any]]] = []
     for index in range(rounds):
-        for run in ("relay", "cluster") if index % 2 == 0 else ("cluster", "relay"):
+        round_: dict[str, dict[str, Any]] = {}
+        for run in order if index % 2 == 0 else reversed(order):
             progress(f"latency at {rate:,.0f} jobs/s, round {index + 1}: {run}")
-            if run == "relay":
-                runs[run].append(broker_latency(relay, rate=rate, seconds=seconds, per_batch=10))
+            if relay is not None and run == "relay":
+                round_[run] = broker_latency(relay, rate=rate, seconds=seconds, per_batch=per_batch)
                 continue
-            load = load_average()
+            load, began = load_average(), time.time()
             figures = run_fast(
-                latency_at_rate(state, rate_jobs_s=rate, seconds=seconds, per_batch=10)
+                latency_at_rate(
+                    states[run],
+                    rate_jobs_s=rate,
+                    seconds=seconds,
+                    per_batch=per_batch,
+                    warmup_s=warmup_s,
+                )
             )
-            runs[run].append(figures | {"load_average": load})
-    return runs
+            round_[run] = figures | {
+                "load_average": load,
+                "window": (began + warmup_s, time.time()),
+            }
+        results.append({run: round_[run] for run in order})
+    return results
 
 
 def round_p99s(figures: dict[str, Any]) -> str:

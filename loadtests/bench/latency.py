@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,15 +26,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loadtests.bench.__main__ import broker_latency, load_average, run_settings
+from loadtests.bench.__main__ import latency_rounds, load_average, run_settings
 from loadtests.bench.ab import parse_changes, side_by_side, variant
-from loadtests.bench.cluster import latency_at_rate
 from loadtests.bench.hops import HOPS, gc_pauses, job_hops
 from loadtests.bench.hops import summarize as summarize_hops
 from loadtests.bench.latencies import median_figures
 from loadtests.harness import machine
 from loadtests.reports import new_run_dir, point_latest
-from shared.runtime import run_fast
 from shared.settings import load_settings
 
 console = Console()
@@ -131,37 +128,23 @@ def main(
         else {"cluster": run_settings(base, out)}
     )
     order = ["relay", *variants] if relay else list(variants)
-    results: list[dict[str, Figures]] = []
-    windows: dict[str, list[tuple[float, float]]] = {run: [] for run in variants}
     with ExitStack() as stack:
         states = side_by_side(stack, variants, workers=workers, warm_jobs=500)
-        for index in range(rounds):
-            round_: dict[str, Figures] = {}
-            for run in order if index % 2 == 0 else reversed(order):
-                with console.status(f"round {index + 1}: {run}"):
-                    if run == "relay":
-                        round_[run] = broker_latency(
-                            run_settings(base, out, "relay"),
-                            rate=rate,
-                            seconds=seconds,
-                            per_batch=per_batch,
-                        )
-                        continue
-                    load, began = load_average(), time.time()
-                    round_[run] = run_fast(
-                        latency_at_rate(
-                            states[run],
-                            rate_jobs_s=rate,
-                            seconds=seconds,
-                            per_batch=per_batch,
-                            warmup_s=WARMUP_S,
-                        )
-                    ) | {"load_average": load}
-                    windows[run].append((began + WARMUP_S, time.time()))
-            results.append({run: round_[run] for run in order})
+        with console.status("latency") as status:
+            results = latency_rounds(
+                states,
+                run_settings(base, out, "relay") if relay else None,
+                rate=rate,
+                seconds=seconds,
+                rounds=rounds,
+                progress=status.update,
+                per_batch=per_batch,
+                warmup_s=WARMUP_S,
+            )
     for run, settings in variants.items():
         logs = settings.run_dir / "logs"
-        for round_, (since, until) in zip(results, windows[run], strict=True):
+        for round_ in results:
+            since, until = round_[run].pop("window")
             jobs = job_hops(logs, since=since, until=until, per_batch=per_batch)
             round_[run]["hops_ms"] = summarize_hops(jobs)
             round_[run]["gc_pauses_ms"] = gc_pauses(logs, since=since, until=until)
