@@ -3,9 +3,11 @@
 While a collection runs, the event loop stands still. ``gc.callbacks`` times each one; those
 whose own CPU time reaches ``threshold_ms`` are kept (by CPU, not wall time: on a busy
 machine a young collection of 1 ms can take 20 ms of wall time because the core was taken
-away, which is the machine's pause, not the collector's) and logged once a second by a
-periodic task, never from inside the callback (which runs wherever an allocation set the
-collection off, possibly in the middle of writing another log line). Each line gives the
+away, which is the machine's pause, not the collector's) and logged at the loop-lag
+monitor's next sample (:meth:`GcPauses.log_kept`), a moment the loop is awake anyway, never
+from inside the callback (which runs wherever an allocation set the collection off,
+possibly in the middle of writing another log line). A task of its own woke every service
+once a second, almost always to find nothing. Each line gives the
 generation, the wall and CPU time and how many objects were freed, so a latency tail can be
 set against the pauses of the same seconds (:mod:`loadtests.bench.latency` counts them).
 """
@@ -19,8 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-
-from shared.periodic import periodic
 
 log = structlog.get_logger()
 
@@ -38,9 +38,8 @@ class GcPause:
 
 
 class GcPauses:
-    def __init__(self, threshold_ms: float, *, interval_s: float = 1.0) -> None:
+    def __init__(self, threshold_ms: float) -> None:
         self.threshold_ms = threshold_ms
-        self.interval_s = interval_s
         self.pauses: deque[GcPause] = deque(maxlen=KEPT)
         self.started = (0.0, 0.0)
 
@@ -50,6 +49,7 @@ class GcPauses:
 
     def __exit__(self, *exc_info: object) -> None:
         gc.callbacks.remove(self.observe)
+        self.log_kept()
 
     def observe(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
@@ -75,8 +75,7 @@ class GcPauses:
             )
         return flushed
 
-    async def step(self) -> None:
-        self.flush()
-
-    async def run(self) -> None:
-        await periodic("gc_pauses", self.step, self.interval_s, survives=())
+    def log_kept(self, _lag_s: float = 0.0) -> None:
+        """Log the pauses kept so far, if any: a loop-lag observer (``_lag_s`` unused)."""
+        if self.pauses:
+            self.flush()

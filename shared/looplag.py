@@ -3,6 +3,13 @@
 A task sleeps for a short interval again and again; whatever it oversleeps is time the
 loop spent on something that did not yield (a CPU step, a blocking call).
 
+The sleep is short (``interval_s``) while the loop's thread is busy and longer
+(``idle_interval_s``) while it is not. On a small VM every wake-up of an idle process costs
+a couple of hundred microseconds of CPU, whatever little it does, so three services sampling
+twenty times a second spent more CPU, idle, than anything else they did; a busy loop is
+awake anyway. A sleep's length never depends on the lag itself, so the samples stay a
+uniform draw over time, only fewer while the loop idles.
+
 Besides a recent window, the monitor keeps a cumulative histogram of every sample with
 fixed geometric buckets. Two heartbeats' histograms subtract, so anyone reading the
 heartbeats (the comparison) gets the lag distribution of exactly the interval between
@@ -42,40 +49,63 @@ def lag_bucket_value_ms(index: int) -> float:
     return LAG.value(index)
 
 
+BUSY_SHARE = 0.1
+"""The share of its thread's time a loop must have used over the last sleep for the next
+sleep to be the short one."""
+
+
 class LoopLagMonitor:
-    def __init__(self, interval_s: float, *, window: int = 2000) -> None:
+    def __init__(
+        self, interval_s: float, *, idle_interval_s: float | None = None, window: int = 2000
+    ) -> None:
         self.interval_s = interval_s
-        self.samples_ms: deque[float] = deque(maxlen=window)
+        self.idle_interval_s = max(interval_s, idle_interval_s or interval_s)
+        self.samples: deque[tuple[float, float]] = deque(maxlen=window)
+        """(when, lag in ms) of the latest samples."""
         self.max_ms = 0.0
         self.histogram: Counter[int] = Counter()
         self.observers: list[LagObserver] = []
         self.slept_at = 0.0
+        self.cpu_at = 0.0
+        self.sleeping_s = interval_s
 
     async def run(self) -> None:
-        self.slept_at = time.perf_counter()
-        await asyncio.sleep(self.interval_s)
-        await periodic("loop_lag", self.sample, self.interval_s, survives=())
+        self.slept_at, self.cpu_at = time.perf_counter(), time.thread_time()
+        await asyncio.sleep(self.sleeping_s)
+        await periodic("loop_lag", self.sample, self.next_sleep, survives=())
+
+    def next_sleep(self) -> float:
+        return self.sleeping_s
 
     async def sample(self) -> None:
-        """Record how much longer than ``interval_s`` the last sleep took."""
-        lag_ms = max(0.0, (time.perf_counter() - self.slept_at - self.interval_s) * 1000)
-        self.samples_ms.append(lag_ms)
+        """Record how much longer than asked the last sleep took, and choose the next."""
+        now, cpu = time.perf_counter(), time.thread_time()
+        elapsed = now - self.slept_at
+        lag_ms = max(0.0, (elapsed - self.sleeping_s) * 1000)
+        self.samples.append((now, lag_ms))
         self.max_ms = max(self.max_ms, lag_ms)
         self.histogram[lag_bucket(lag_ms)] += 1
         for observe in self.observers:
             observe(lag_ms / 1000)
-        self.slept_at = time.perf_counter()
+        busy = elapsed <= 0 or (cpu - self.cpu_at) >= BUSY_SHARE * elapsed
+        self.sleeping_s = self.interval_s if busy else self.idle_interval_s
+        self.slept_at, self.cpu_at = time.perf_counter(), time.thread_time()
 
-    def snapshot(self, last: int | None = None) -> dict[str, object]:
-        """p50, p99 and max over the window (or its ``last`` samples), the max since start, in
-        ms; over the whole window also the cumulative histogram since start (bucket index ->
-        samples, empty buckets left out), whose difference between two snapshots is the lag
-        of the time between them.
+    def snapshot(self, since: float | None = None) -> dict[str, object]:
+        """p50, p99 and max over the window (or its samples taken from ``since`` on, a
+        ``time.perf_counter()`` reading), the max since start, in ms; over the whole window
+        also the cumulative histogram since start (bucket index -> samples, empty buckets
+        left out), whose difference between two snapshots is the lag of the time between
+        them.
 
         The dashboard asks for the last couple of seconds, so a stall shows at once and
         fades once the loop is responsive again.
         """
-        samples = list(self.samples_ms)[-last:] if last else self.samples_ms
+        if since is None:
+            samples = [lag_ms for _, lag_ms in self.samples]
+        else:
+            samples = [lag_ms for at, lag_ms in self.samples if at >= since]
+            samples = samples or [lag_ms for _, lag_ms in list(self.samples)[-1:]]
         ordered = sorted(samples)
         figures: dict[str, object] = {
             "p50": _round(percentile(ordered, 50)),
@@ -83,18 +113,19 @@ class LoopLagMonitor:
             "max": _round(ordered[-1] if ordered else None),
             "max_since_start": round(self.max_ms, 3),
         }
-        if not last:
+        if since is None:
             figures["histogram"] = {
                 str(index): count for index, count in sorted(self.histogram.items())
             }
         return figures
 
     def recent_snapshot(self, seconds: float = RECENT_S) -> dict[str, object]:
-        """:meth:`snapshot` over about the last ``seconds`` of samples (fewer when lagging)."""
-        return self.snapshot(last=max(1, round(seconds / self.interval_s)))
+        """:meth:`snapshot` over the samples of the last ``seconds`` (the latest one alone
+        where none is that recent: a loop stalled for longer)."""
+        return self.snapshot(since=time.perf_counter() - seconds)
 
     def reset(self) -> None:
-        self.samples_ms.clear()
+        self.samples.clear()
         self.max_ms = 0.0
         self.histogram.clear()
 

@@ -32,11 +32,12 @@ def raise_if_cancelling(cause: BaseException | None = None) -> None:
 async def periodic(
     name: str,
     step: Callable[[], Awaitable[object]],
-    interval_s: float,
+    interval_s: float | Callable[[], float],
     *,
     survives: tuple[type[BaseException], ...] = (Exception,),
 ) -> NoReturn:
-    """Run ``step`` every ``interval_s`` until cancelled.
+    """Run ``step`` every ``interval_s`` (a number, or a function asked before each sleep)
+    until cancelled.
 
     ``survives`` names the errors that are the outside world's fault; each is logged as
     ``{name}_failed`` and the next interval tries again.
@@ -48,4 +49,4 @@ async def periodic(
             raise_if_cancelling(exc)
             log.warning(f"{name}_failed", error=repr(exc))
         raise_if_cancelling()
-        await asyncio.sleep(interval_s)
+        await asyncio.sleep(interval_s() if callable(interval_s) else interval_s)

@@ -86,7 +86,9 @@ class ServiceRuntime:
         self.handle_signals = handle_signals
         self.on_failure = on_failure
         self.stop = asyncio.Event()
-        self.lag = LoopLagMonitor(settings.loop_lag_interval_s)
+        self.lag = LoopLagMonitor(
+            settings.loop_lag_interval_s, idle_interval_s=settings.loop_lag_idle_interval_s
+        )
         self.heartbeat: Heartbeat | None = None
         self.served_metrics_port = 0
         self.background: set[asyncio.Task[Any]] = set()
@@ -152,9 +154,9 @@ class ServiceRuntime:
         self.tasks = await stack.enter_async_context(asyncio.TaskGroup())
         stack.callback(self._cancel_background)
         self.metrics.track_loop_lag(self.lag)
-        self.spawn(self.lag.run(), name="loop_lag")
         if gc_pauses is not None:
-            self.spawn(gc_pauses.run(), name="gc_pauses")
+            self.lag.observers.append(gc_pauses.log_kept)
+        self.spawn(self.lag.run(), name="loop_lag")
         if self.settings.gc_freeze:
             log.info("startup_heap_frozen", objects=freeze_startup_heap())
 

@@ -188,7 +188,20 @@ class Settings(BaseSettings):
         description="Log a `gc_pause` line for every garbage collection that takes at least "
         "this much CPU time, the loop stopped meanwhile (shared/gcpauses.py); 0 = off.",
     )
-    loop_lag_interval_s: float = Field(default=0.05, gt=0, le=5)
+    loop_lag_interval_s: float = Field(
+        default=0.05,
+        gt=0,
+        le=5,
+        description="How often the loop-lag monitor samples while its loop is busy (used a "
+        "tenth of its thread's time since the last sample).",
+    )
+    loop_lag_idle_interval_s: float = Field(
+        default=0.25,
+        gt=0,
+        le=5,
+        description="How often it samples while its loop idles: each sample wakes an idle "
+        "process, which costs it more CPU than the sample itself (shared/looplag.py).",
+    )
 
     run_dir: Path = Field(
         default=Path(".run"), description="Where the local launcher keeps pids, state and logs."

@@ -17,6 +17,7 @@ from uvicorn.config import STARTUP_FAILURE
 
 from services.gateway.app import create_app
 from services.gateway.group import bind_reuse_port, run_group
+from services.gateway.server import GatewayServer
 from shared.logging import configure_logging
 from shared.metrics import GatewayMetrics, forget_process
 from shared.settings import Settings, load_settings
@@ -39,7 +40,7 @@ def serve(settings: Settings) -> None:
 
     in_group = settings.gateways > 1
     app = create_app(settings, GatewayMetrics(settings.instance), on_failure=stop_serving)
-    server = uvicorn.Server(
+    server = GatewayServer(
         uvicorn.Config(
             app,
             host=settings.gateway_host,

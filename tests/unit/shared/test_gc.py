@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 
+from structlog.testing import capture_logs
+
 from shared.gcfreeze import freeze_startup_heap
 from shared.gcpauses import GcPauses
 
@@ -11,10 +13,20 @@ from shared.gcpauses import GcPauses
 def test_a_collection_at_or_above_the_threshold_is_kept_and_flushed_once() -> None:
     with GcPauses(threshold_ms=0.0) as pauses:
         gc.collect()
+        (pause,) = [p for p in pauses.flush() if p.generation == 2]
+        assert pause.wall_ms >= 0 and pause.cpu_ms >= 0 and pause.collected >= 0
+        assert pauses.flush() == []
     assert pauses.observe not in gc.callbacks
-    (pause,) = [p for p in pauses.flush() if p.generation == 2]
-    assert pause.wall_ms >= 0 and pause.cpu_ms >= 0 and pause.collected >= 0
-    assert pauses.flush() == []
+
+
+def test_pauses_kept_are_logged_at_a_lag_sample_and_at_exit() -> None:
+    with capture_logs() as logs, GcPauses(threshold_ms=0.0) as pauses:
+        gc.collect()
+        pauses.log_kept(0.001)
+        assert 2 in [line["generation"] for line in logs if line["event"] == "gc_pause"]
+        gc.collect()
+        logged = len(logs)
+    assert len(logs) > logged, "what the last collection kept is logged on the way out"
 
 
 def test_a_collection_below_the_threshold_is_not_kept() -> None:

@@ -65,3 +65,22 @@ def test_histograms_subtract_to_the_window_between_two_snapshots() -> None:
 def test_an_empty_window_has_no_figures() -> None:
     summary = summarize_histogram({})
     assert (summary.p50, summary.p99, summary.max, summary.samples) == (None, None, None, 0)
+
+
+async def test_an_idle_loop_is_sampled_less_often_and_a_busy_one_at_once_again() -> None:
+    monitor = LoopLagMonitor(0.01, idle_interval_s=0.1)
+    task = asyncio.create_task(monitor.run())
+    await asyncio.sleep(0.35)
+    idle = len(monitor.samples)
+    assert 2 <= idle <= 6, "after the first sample, about one every 0.1 s"
+    assert monitor.next_sleep() == 0.1
+
+    until = time.perf_counter() + 0.3
+    while time.perf_counter() < until:
+        sum(range(20_000))  # a loop busy with its own work, yielding between pieces
+        await asyncio.sleep(0)
+    busy = len(monitor.samples) - idle
+    task.cancel()
+    assert busy >= 15, "a busy loop is sampled every 0.01 s"
+    lags = [lag_ms for _, lag_ms in monitor.samples]
+    assert max(lags) < 100, "the longer sleep is not counted as lag"
