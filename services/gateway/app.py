@@ -103,7 +103,7 @@ class Gateway:
             self.channel = runtime.channel
             self.exchange = self.channel.default_exchange
             self.backlog = BacklogMonitor(self.connection, self.names)
-            self.metrics.track_queue_depths(lambda: self.backlog.depths)
+            self.metrics.track_queue_depths(lambda: self.backlog.latest)
             self.batches_in_flight = BatchesInFlight(self.redis, self.names, self.metrics)
             self.waiters = BatchWaiters(self.redis, self.names.batch_done_channel)
             runtime.spawn(self.waiters.run(), name="batch_waiters")

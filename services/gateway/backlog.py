@@ -1,11 +1,25 @@
-"""A cached view of queue depths, so admission control costs no broker round trip per request."""
+"""A cached view of queue depths, so admission control costs no broker round trip per request.
+
+The view is refreshed when someone reads it and finds it older than ``fresh_s`` (a submit's
+admission check, ``/instances``, the dashboard), and every ``idle_interval_s`` otherwise, for
+the metrics (a scrape takes the view as it is). That reader gets the view as it is and the
+next one the fresh answer: nobody waits for the broker. A steady twice-a-second refresh cost
+an idle gateway and the broker more CPU than anything else they did between requests.
+
+One refresh runs at a time, as a task of its own that every reader shares; the monitor's
+own loop waits for it without cancelling it, and so does :meth:`BacklogMonitor.close`: a
+question cut off halfway would leave the kept channel waiting for an answer nobody reads.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import time
 
 import aiormq.abc
+import structlog
 from aio_pika.abc import AbstractRobustConnection
 
 from shared.messaging import open_asking_channel, passive_depth, queue_depths
@@ -18,22 +32,57 @@ dead letters, a dozen retry tiers) only feed metrics and the dashboard, asked ev
 
 CLOSE_TIMEOUT_S = 1.0
 
+log = structlog.get_logger()
+
 
 class BacklogMonitor:
     def __init__(
-        self, connection: AbstractRobustConnection, names: Names, *, interval_s: float = 0.5
+        self,
+        connection: AbstractRobustConnection,
+        names: Names,
+        *,
+        fresh_s: float = 0.5,
+        idle_interval_s: float = 5.0,
     ) -> None:
         self.connection = connection
         self.names = names
-        self.interval_s = interval_s
-        self.depths: dict[str, int] = {}
+        self.fresh_s = fresh_s
+        self.idle_interval_s = idle_interval_s
+        self.latest: dict[str, int] = {}
+        """Every queue's ready messages as last refreshed (-1 where a queue is missing)."""
+        self.refreshed_at = -math.inf
         self.refreshes = 0
+        self.refreshing: asyncio.Task[None] | None = None
+        self.closed = False
         self.asking: aiormq.abc.AbstractChannel | None = None
+
+    @property
+    def depths(self) -> dict[str, int]:
+        """:attr:`latest`, and a refresh started when it is older than ``fresh_s``."""
+        if time.monotonic() - self.refreshed_at > self.fresh_s:
+            self.refresh_soon()
+        return self.latest
 
     @property
     def depth(self) -> int:
         """Jobs waiting to be consumed (ready messages in the jobs queue)."""
         return max(0, self.depths.get(self.names.jobs_queue, 0))
+
+    def refresh_soon(self) -> asyncio.Task[None] | None:
+        """The refresh under way, or a new one (none once closed)."""
+        if self.refreshing is None or self.refreshing.done():
+            if self.closed:
+                return None
+            self.refreshing = asyncio.get_running_loop().create_task(
+                self.refresh_logging_failure(), name="queue_depths_refresh"
+            )
+        return self.refreshing
+
+    async def refresh_logging_failure(self) -> None:
+        try:
+            await self.refresh()
+        except Exception as exc:  # the broker away: the view stays as it was
+            log.warning("queue_depth_failed", error=repr(exc))
 
     async def refresh(self) -> None:
         """The jobs queue alone between full rounds: 13 passive declares twice a second
@@ -41,11 +90,12 @@ class BacklogMonitor:
         does between requests. A full round asks on channels of its own, closed after
         (:func:`~shared.messaging.queue_depths` says why); the jobs queue, asked at every
         refresh between them, on one channel kept open."""
-        if self.refreshes % EVERY_QUEUE_EVERY == 0 or not self.depths:
-            self.depths = await queue_depths(self.connection, self.names)
+        if self.refreshes % EVERY_QUEUE_EVERY == 0 or not self.latest:
+            self.latest = await queue_depths(self.connection, self.names)
         else:
-            self.depths = {**self.depths, self.names.jobs_queue: await self.jobs_depth()}
+            self.latest = {**self.latest, self.names.jobs_queue: await self.jobs_depth()}
         self.refreshes += 1
+        self.refreshed_at = time.monotonic()
 
     async def jobs_depth(self) -> int:
         """Ready messages in the jobs queue, or -1 where it does not exist.
@@ -60,16 +110,30 @@ class BacklogMonitor:
         return await passive_depth(self.asking, self.names.jobs_queue)
 
     async def close(self) -> None:
-        """Close the kept channel, giving a broker that does not answer a second at most
-        (the connection's own close takes the channel along anyway)."""
+        """Let a refresh under way finish, then close the kept channel, giving a broker that
+        does not answer a second for each at most (the connection's own close takes the
+        channel along anyway)."""
+        self.closed = True
+        refreshing, self.refreshing = self.refreshing, None
+        if refreshing is not None and not refreshing.done():
+            await asyncio.wait([refreshing], timeout=CLOSE_TIMEOUT_S)
+            if refreshing.cancel():
+                await asyncio.wait([refreshing], timeout=CLOSE_TIMEOUT_S)
         asking, self.asking = self.asking, None
         if asking is not None and not asking.is_closed:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(CLOSE_TIMEOUT_S):
                     await asking.close()
 
+    async def refresh_if_idle(self) -> None:
+        """The slow pace's step: a refresh unless a reader asked for one lately."""
+        if time.monotonic() - self.refreshed_at > self.fresh_s:
+            refreshing = self.refresh_soon()
+            if refreshing is not None:
+                await asyncio.shield(refreshing)
+
     async def run(self) -> None:
         try:
-            await periodic("queue_depth", self.refresh, self.interval_s)
+            await periodic("queue_depth", self.refresh_if_idle, self.idle_interval_s)
         finally:
             await self.close()
