@@ -8,6 +8,13 @@ psutil's 10 ms ticks), their involuntary switches and migrations, and the jobs/s
 medians of the per-round ratios survive a machine whose speed drifts by tens of percent;
 single figures taken minutes apart do not.
 
+Each round also gives the rest of the pipeline's cost per job, process by process (the
+gateway, the worker itself, the aggregator, and a local RabbitMQ and Redis): the CPU of all
+its threads, and its wake-ups (voluntary switches: each one a sleep that a wake-up ended).
+On a small VM a wake-up of an idle process costs more than the Python it runs, so the
+wake-ups explain the CPU. RabbitMQ and Redis serve both clusters of an ``--against`` run,
+so their figures carry the other cluster's idle traffic too.
+
     python -m loadtests.compare.pool_probe --rounds 20 --jobs 20
     python -m loadtests.compare.pool_probe --against '{"COORD_RUNNERS": "8"}'
 """
@@ -33,7 +40,7 @@ import psutil
 from coordctl.client import AsyncGatewayClient
 from coordctl.servers import free_port
 from loadtests.compare.calibrate import timed_count_primes
-from loadtests.compare.clusters import fast_heartbeats
+from loadtests.compare.clusters import fast_heartbeats, local_server_pids
 from loadtests.harness import scoped_cluster
 from shared.jobs import BatchRequest, JobKind, JobParams
 from shared.primes import count_primes
@@ -59,6 +66,24 @@ def scheduler_stats(pid: int) -> dict[str, float]:
     return found
 
 
+def threads_cpu_and_wakeups(pid: int) -> tuple[float, int]:
+    """CPU ms of every thread of ``pid`` (the scheduler's runtime) and their voluntary
+    switches; (0, 0) once the process is gone."""
+    cpu_ns, wakeups = 0, 0
+    with contextlib.suppress(OSError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError, ValueError):
+                cpu_ns += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+                for line in Path(f"/proc/{pid}/task/{tid}/status").read_text().splitlines():
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        wakeups += int(line.split()[1])
+    return cpu_ns / 1e6, wakeups
+
+
+def pipeline_totals(pids: dict[str, int]) -> dict[str, tuple[float, int]]:
+    return {name: threads_cpu_and_wakeups(pid) for name, pid in pids.items()}
+
+
 def children_totals(pids: list[int]) -> dict[str, float]:
     totals = {"cpu_ms": 0.0, "switches": 0.0, "migrations": 0.0}
     for pid in pids:
@@ -77,24 +102,44 @@ def pool_children(parent: int) -> list[int]:
     return found
 
 
-async def measured(pids: list[int], jobs: int, run: Callable[[], Awaitable[None]]) -> Round:
+async def measured(
+    pids: list[int],
+    jobs: int,
+    run: Callable[[], Awaitable[None]],
+    pipeline: dict[str, int] | None = None,
+) -> Round:
+    """The children's figures, and with ``pipeline`` (name -> pid) each of those processes'
+    CPU (µs) and wake-ups per job."""
+    pipeline = pipeline or {}
     before, started = children_totals(pids), time.monotonic()
+    pipeline_before = pipeline_totals(pipeline)
     await run()
     wall_s, after = time.monotonic() - started, children_totals(pids)
-    return {
+    pipeline_after = pipeline_totals(pipeline)
+    figures = {
         "jobs_s": jobs / wall_s,
         "child_cpu_ms_per_job": (after["cpu_ms"] - before["cpu_ms"]) / jobs,
         "switches_per_job": (after["switches"] - before["switches"]) / jobs,
         "migrations_per_job": (after["migrations"] - before["migrations"]) / jobs,
     }
+    for name, (cpu_ms, wakeups) in pipeline_after.items():
+        figures[f"{name}_cpu_us_per_job"] = (cpu_ms - pipeline_before[name][0]) * 1000 / jobs
+        figures[f"{name}_wakeups_per_job"] = (wakeups - pipeline_before[name][1]) / jobs
+    if pipeline:
+        figures["pipeline_cpu_us_per_job"] = sum(
+            v for k, v in figures.items() if k.endswith("_cpu_us_per_job")
+        )
+    return figures
 
 
 class Cluster:
     """One cpu/processes-1wx2 cluster as the comparison starts it, and its batches."""
 
-    def __init__(self, gateway_url: str, worker: int) -> None:
+    def __init__(self, gateway_url: str, worker: int, pipeline: dict[str, int]) -> None:
         self.gateway_url = gateway_url
         self.worker = worker
+        self.pipeline = pipeline
+        """Name -> pid of every process a job passes through, but the pool's children."""
 
     async def batch(self, client: AsyncGatewayClient, jobs: int) -> None:
         request = BatchRequest(kind=JobKind.CPU, count=jobs, params=JobParams(n=N, io_ms=0))
@@ -104,7 +149,10 @@ class Cluster:
     async def round(self, jobs: int) -> Round:
         async with AsyncGatewayClient(self.gateway_url, max_connections=8) as client:
             return await measured(
-                pool_children(self.worker), jobs, lambda: self.batch(client, jobs)
+                pool_children(self.worker),
+                jobs,
+                lambda: self.batch(client, jobs),
+                self.pipeline,
             )
 
 
@@ -128,7 +176,8 @@ def start(stack: contextlib.ExitStack, env: dict[str, str]) -> Cluster:
         )
     )
     worker = next(m.pid for m in state.members if m.service == "worker")
-    return Cluster(state.gateway_url, worker)
+    pipeline = {m.service: m.pid for m in state.members} | local_server_pids(settings)
+    return Cluster(state.gateway_url, worker, pipeline)
 
 
 async def prefork_round(pool: Pool, jobs: int) -> Round:
@@ -158,7 +207,8 @@ async def alternate(
             else:
                 figures = await prefork_round(other, jobs)
             results[name].append(figures)
-            print(index, name, {k: round(v, 2) for k, v in figures.items()}, flush=True)
+            shown = {k: round(v, 2) for k, v in figures.items() if "wakeups" not in k}
+            print(index, name, shown, flush=True)
     return results
 
 
@@ -174,8 +224,14 @@ def probe(rounds: int, jobs: int, against: str) -> dict[str, list[Round]]:
 
 
 def summary(results: dict[str, list[Round]]) -> list[str]:
+    """Per figure both medians and the median of the per-round ratios; the pipeline's
+    figures only where both sides have them (a prefork pool has no pipeline)."""
     lines = []
     for key in results["cluster"][0]:
+        if key not in results["other"][0]:
+            mine = statistics.median(r[key] for r in results["cluster"])
+            lines.append(f"{key}: cluster {mine:.2f}")
+            continue
         ratios = [
             other[key] / mine[key]
             for mine, other in zip(results["cluster"], results["other"], strict=True)
