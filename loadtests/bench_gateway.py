@@ -44,6 +44,7 @@ from rich.table import Table
 from coordctl.local import ClusterError, ClusterState
 from coordctl.namespace import purge_namespace
 from coordctl.servers import ServerUnavailable, free_port, host_port, wait_listening
+from loadtests.bench.charts import GATEWAY_CHARTS, charts_lines, gateway_charts
 from loadtests.cpu_limit import CpuLimitUnavailable, cpu_limited
 from loadtests.harness import machine, scoped_cluster
 from loadtests.reports import new_run_dir, point_latest
@@ -448,7 +449,7 @@ def main(
     summary = medians(runs)
     overhead = [row for base in BASELINES if base in chosen for row in ratios(summary, base)]
     targets_met = evaluate_targets(overhead)
-    results = {
+    results: dict[str, Any] = {
         "machine": info,
         "settings": {
             "duration_s": duration,
@@ -466,12 +467,18 @@ def main(
         "targets": targets_met,
         "two_gateways": two_gateways,
     }
+    charts = gateway_charts(
+        results, run_dir, share_target=PUBLISH_SHARE_TARGET, target_users=TARGET_USERS
+    )
+    results["charts"] = charts
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
     point_latest(run_dir)
     print_results(runs, overhead, targets_met)
     if two_gateways is not None:
         print_gateways(two_gateways)
     console.print(f"results: {run_dir / 'results.json'}")
+    for line in charts_lines(run_dir, charts, GATEWAY_CHARTS):
+        console.print(line, highlight=False)
 
 
 # Two gateway processes on one port (COORD_GATEWAYS=2, SO_REUSEPORT) against one, at

@@ -33,6 +33,7 @@ from coordctl.local import ClusterError, ClusterState
 from coordctl.namespace import purge_namespace
 from coordctl.servers import ServerUnavailable, free_port
 from loadtests.bench.ceiling import Hops, measure_ceiling, relay_latency
+from loadtests.bench.charts import BENCH_CHARTS, bench_charts, charts_lines
 from loadtests.bench.cluster import latency_at_rate, memory_under_backlog, throughput
 from loadtests.bench.cpu import SHARED_NOTE, CpuMeter, cluster_pids, server_pids
 from loadtests.bench.latencies import median_figures
@@ -232,6 +233,9 @@ def bench(
         results["rss_series"] = [{"at_s": s.at_s, **s.mb} for s in memory.samples]
         progress.stop_task(step)
     results["load_average_at_end"] = load_average()
+    results["charts"] = bench_charts(
+        results, out, ratio_target=RATIO_TARGET, p99_target_ms=P99_TARGET_MS
+    )
     (out / "results.json").write_text(json.dumps(results, indent=2))
     point_latest(out)
     return results
@@ -388,15 +392,18 @@ def show(results: dict[str, Any], out: Path) -> None:
         target = "≤ 150 MB" if name.startswith("worker") and "pool" not in name else ""
         table.add_row(f"RSS {name}: rest → peak", f"{mb:.0f} → {peak:.0f} MB", target, "")
     console.print(table)
-    series = Table(title="RSS over time with the backlog (MB)")
-    names = list(results["rss_mb"]["at_rest"])
-    series.add_column("s", justify="right")
-    for name in names:
-        series.add_column(name, justify="right")
-    for sample in results["rss_series"]:
-        series.add_row(f"{sample['at_s']:.1f}", *(f"{sample.get(n, 0):.0f}" for n in names))
-    console.print(series)
+    if "memory.png" not in results.get("charts", []):
+        series = Table(title="RSS over time with the backlog (MB)")
+        names = list(results["rss_mb"]["at_rest"])
+        series.add_column("s", justify="right")
+        for name in names:
+            series.add_column(name, justify="right")
+        for sample in results["rss_series"]:
+            series.add_row(f"{sample['at_s']:.1f}", *(f"{sample.get(n, 0):.0f}" for n in names))
+        console.print(series)
     console.print(f"results: {out / 'results.json'}")
+    for line in charts_lines(out, results.get("charts", []), BENCH_CHARTS):
+        console.print(line, highlight=False)
 
 
 @app.command()

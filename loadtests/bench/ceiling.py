@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractExchange
@@ -244,7 +245,7 @@ async def relay_latency(
     per_batch: int,
     window: int,
     warmup_s: float = 1.0,
-) -> dict[str, float | None]:
+) -> dict[str, Any]:
     """The broker's own latency at a rate: ``per_batch`` confirmed messages every
     ``per_batch / rate_jobs_s`` seconds through the bare relay, each timed from its
     publish to the sink, in the same buckets and with the same warm-up as the cluster's

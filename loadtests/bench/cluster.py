@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import psutil
 
@@ -75,7 +76,7 @@ async def latency_at_rate(
     seconds: float,
     per_batch: int,
     warmup_s: float = 1.0,
-) -> dict[str, float | None]:
+) -> dict[str, Any]:
     """Submit batches at a steady rate; per-job latency (submit to aggregated) percentiles.
 
     A job's latency runs from the gateway's stamp, taken as it publishes the job, to the start

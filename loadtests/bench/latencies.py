@@ -12,9 +12,10 @@ from shared.histogram import LATENCY_BUCKETS
 
 def latency_figures(
     counts: Mapping[int, int], *, rate_jobs_s: float, late_ms: list[float]
-) -> dict[str, float | None]:
+) -> dict[str, Any]:
     """Percentiles of the bucket ``counts`` (the cluster's latency buckets), and how late
-    the sender was at p99: a sender far behind means the machine, not the path, set the pace."""
+    the sender was at p99: a sender far behind means the machine, not the path, set the pace.
+    ``cdf_ms`` is the value at every percentile 0..100, for the latency chart."""
     summary = LATENCY_BUCKETS.summarize(counts)
     return {
         "rate_jobs_s": round(rate_jobs_s, 1),
@@ -23,6 +24,7 @@ def latency_figures(
         "p95": summary.p95,
         "p99": summary.p99,
         "sender_late_ms_p99": round(sorted(late_ms)[math.ceil(0.99 * len(late_ms)) - 1], 1),
+        "cdf_ms": LATENCY_BUCKETS.cdf(counts),
     }
 
 

@@ -26,8 +26,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loadtests.bench.__main__ import latency_rounds, load_average, run_settings
+from loadtests.bench.__main__ import P99_TARGET_MS, latency_rounds, load_average, run_settings
 from loadtests.bench.ab import parse_changes, side_by_side, variant
+from loadtests.bench.charts import charts_lines, latency_tool_charts
 from loadtests.bench.hops import HOPS, gc_pauses, job_hops
 from loadtests.bench.hops import summarize as summarize_hops
 from loadtests.bench.latencies import median_figures
@@ -165,6 +166,11 @@ def main(
             indent=2,
         )
     )
+    charts = latency_tool_charts(
+        {"rate_jobs_s": rate, "workers": workers, "rounds": results},
+        out,
+        p99_target_ms=P99_TARGET_MS,
+    )
     point_latest(out)
     show(results)
     show_hops(results, list(variants))
@@ -173,6 +179,8 @@ def main(
         f"{rate:,.0f} jobs/s in batches of {per_batch}, {workers} worker(s), {seconds:.0f} s a"
         f" round; load {load_average():.1f} at the end; results and logs in {out}"
     )
+    for line in charts_lines(out, charts, ("latency.png",)):
+        console.print(line, highlight=False)
     if before or after:
         console.print(f"before: {before}\nafter: {after}")
 
