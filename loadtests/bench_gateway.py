@@ -44,7 +44,8 @@ from rich.table import Table
 from coordctl.local import ClusterError, ClusterState
 from coordctl.namespace import purge_namespace
 from coordctl.servers import ServerUnavailable, free_port, host_port, wait_listening
-from loadtests.bench.charts import GATEWAY_CHARTS, charts_lines, gateway_charts
+from loadtests.bench.charts import GATEWAY_CHARTS, gateway_charts
+from loadtests.charts import charts_lines
 from loadtests.cpu_limit import CpuLimitUnavailable, cpu_limited
 from loadtests.harness import machine, scoped_cluster
 from loadtests.reports import new_run_dir, point_latest

@@ -6,6 +6,8 @@ and saves every figure, and says which charts it left out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from types import ModuleType
 
 
@@ -20,3 +22,15 @@ def pyplot() -> ModuleType | None:
     except ImportError:
         return None
     return plt
+
+
+def charts_lines(out: Path, written: Sequence[str], charts: Sequence[str]) -> list[str]:
+    """The charts' paths, and which were not drawn and why, for the run's last lines."""
+    lines = ["charts: " + ", ".join(str(out / name) for name in written)] if written else []
+    left = [name for name in charts if name not in written]
+    if left:
+        lines.append(
+            f"not drawn: {', '.join(left)} (without matplotlib: pip install '.[report]'; "
+            "or the run measured nothing for them)"
+        )
+    return lines

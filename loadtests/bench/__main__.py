@@ -33,10 +33,11 @@ from coordctl.local import ClusterError, ClusterState
 from coordctl.namespace import purge_namespace
 from coordctl.servers import ServerUnavailable, free_port
 from loadtests.bench.ceiling import Hops, measure_ceiling, relay_latency
-from loadtests.bench.charts import BENCH_CHARTS, bench_charts, charts_lines
+from loadtests.bench.charts import BENCH_CHARTS, bench_charts
 from loadtests.bench.cluster import latency_at_rate, memory_under_backlog, throughput
 from loadtests.bench.cpu import SHARED_NOTE, CpuMeter, cluster_pids, server_pids
 from loadtests.bench.latencies import median_figures
+from loadtests.charts import charts_lines
 from loadtests.harness import machine, scoped_cluster
 from loadtests.reports import new_run_dir, point_latest
 from shared.runtime import run_fast

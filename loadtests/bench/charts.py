@@ -352,18 +352,6 @@ def gateways_chart(plt: Any, result: Mapping[str, Any], path: Path) -> None:
     save(plt, figure, path)
 
 
-def charts_lines(out: Path, written: Sequence[str], charts: Sequence[str]) -> list[str]:
-    """The charts' paths, and which were not drawn and why, for the run's last lines."""
-    lines = ["charts: " + ", ".join(str(out / name) for name in written)] if written else []
-    left = [name for name in charts if name not in written]
-    if left:
-        lines.append(
-            f"not drawn: {', '.join(left)} (without matplotlib: pip install '.[report]'; "
-            "or the run measured nothing for them)"
-        )
-    return lines
-
-
 def save(plt: Any, figure: Any, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=110)

@@ -28,10 +28,11 @@ from rich.table import Table
 
 from loadtests.bench.__main__ import P99_TARGET_MS, latency_rounds, load_average, run_settings
 from loadtests.bench.ab import parse_changes, side_by_side, variant
-from loadtests.bench.charts import charts_lines, latency_tool_charts
+from loadtests.bench.charts import latency_tool_charts
 from loadtests.bench.hops import HOPS, gc_pauses, job_hops
 from loadtests.bench.hops import summarize as summarize_hops
 from loadtests.bench.latencies import median_figures
+from loadtests.charts import charts_lines
 from loadtests.harness import machine
 from loadtests.reports import new_run_dir, point_latest
 from shared.settings import load_settings

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from loadtests.charts import pyplot
 from loadtests.compare.calibrate import Calibration
 from loadtests.compare.results import CompareResults, ScenarioResult
 from loadtests.compare.results import figure_text as _num
@@ -296,12 +297,8 @@ def pool_split(result: ScenarioResult, calibration: Calibration) -> str:
 
 def write_charts(results: CompareResults, folder: Path) -> list[str]:
     """Draw the charts with matplotlib; returns the names left out when it is missing."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return list(CHARTS)
     measured = [r for r in results.scenarios if r.error is None]
     workloads = [

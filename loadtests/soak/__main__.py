@@ -26,6 +26,7 @@ from rich.table import Table
 from coordctl.client import GatewayError
 from coordctl.local import ClusterError
 from coordctl.servers import ServerUnavailable, free_port
+from loadtests.charts import charts_lines
 from loadtests.harness import machine, scoped_cluster
 from loadtests.reports import new_run_dir, point_latest
 from loadtests.soak.load import Soak, SoakPlan
@@ -144,7 +145,9 @@ def run_soak(
         load_average_at_end=list(os.getloadavg()),
     )
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    draw(run.samples, warm_up_s=plan.warm_up_s, path=out / "chart.png")
+    results["charts"] = (
+        ["chart.png"] if draw(run.samples, warm_up_s=plan.warm_up_s, path=out / "chart.png") else []
+    )
     point_latest(out)
     return results
 
@@ -177,7 +180,9 @@ def show(results: dict[str, Any], out: Path) -> None:
         f"load average at start {results['machine']['load_average_at_start']}, "
         f"at end {results['load_average_at_end']}"
     )
-    console.print(f"results: {out / 'results.json'}, chart: {out / 'chart.png'}")
+    console.print(f"results: {out / 'results.json'}")
+    for line in charts_lines(out, results.get("charts", []), ("chart.png",)):
+        console.print(line, highlight=False)
 
 
 @app.command()

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from loadtests.charts import pyplot
+
 FLOORS = {"MB": 8.0, "keys": 60.0, "messages": 200.0, "ms": 15.0}
 """The absolute drift over the window that counts as flat whatever the mean, per unit."""
 
@@ -77,12 +79,12 @@ def slopes(samples: list[Sample], *, warm_up_s: float, tolerance: float) -> list
     return judged
 
 
-def draw(samples: list[Sample], *, warm_up_s: float, path: Path) -> None:
-    """One panel per unit, every series of that unit over time, warm-up shaded."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def draw(samples: list[Sample], *, warm_up_s: float, path: Path) -> bool:
+    """One panel per unit, every series of that unit over time, warm-up shaded; False
+    when there is nothing to draw or no matplotlib to draw it with."""
+    plt = pyplot()
+    if plt is None or not samples:
+        return False
 
     by_unit: dict[str, list[str]] = {}
     for name in sorted({n for s in samples for n in s.values}):
@@ -102,3 +104,4 @@ def draw(samples: list[Sample], *, warm_up_s: float, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+    return True

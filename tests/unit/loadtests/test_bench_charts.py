@@ -14,11 +14,11 @@ from loadtests.bench.charts import (
     BENCH_CHARTS,
     GATEWAY_CHARTS,
     bench_charts,
-    charts_lines,
     gateway_charts,
     latency_tool_charts,
 )
 from loadtests.bench.latencies import latency_figures
+from loadtests.charts import charts_lines
 from shared.histogram import LATENCY_BUCKETS
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -179,3 +179,11 @@ def test_the_command_redraws_a_saved_run_and_refuses_a_bad_path(tmp_path: Path) 
     assert missing.exit_code == 1
     assert "cannot read" in missing.output
     assert "Traceback" not in missing.output
+
+
+def test_the_committed_example_run_redraws_from_its_results(tmp_path: Path) -> None:
+    example = Path(charts.__file__).parent / "example" / "bench" / "results.json"
+    results = json.loads(example.read_text())
+    written = bench_charts(results, tmp_path, ratio_target=0.8, p99_target_ms=20)
+    assert written == list(BENCH_CHARTS)
+    assert_pngs(tmp_path, written)

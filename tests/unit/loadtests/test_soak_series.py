@@ -1,5 +1,8 @@
 from pathlib import Path
 
+import pytest
+
+from loadtests.soak import series as series_module
 from loadtests.soak.series import Sample, draw, slopes
 
 
@@ -31,5 +34,14 @@ def test_the_chart_is_drawn(tmp_path: Path) -> None:
         Sample(at_s=float(t), values={"rss_mb:gateway": 50.0, "queue:jobs": 1.0, "x_ms": 2.0})
         for t in range(10)
     ]
-    draw(samples, warm_up_s=3, path=tmp_path / "chart.png")
+    assert draw(samples, warm_up_s=3, path=tmp_path / "chart.png")
     assert (tmp_path / "chart.png").stat().st_size > 1000
+
+
+def test_without_matplotlib_the_soak_keeps_its_results_and_draws_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(series_module, "pyplot", lambda: None)
+    samples = [Sample(at_s=float(t), values={"rss_mb:gateway": 50.0}) for t in range(5)]
+    assert not draw(samples, warm_up_s=1, path=tmp_path / "chart.png")
+    assert not (tmp_path / "chart.png").exists()
