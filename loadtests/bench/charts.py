@@ -293,7 +293,7 @@ def rates_chart(
     for axis, label in ((rates, "req/s (median of the rounds)"), (tails, "p99, ms")):
         axis.set_xticks(range(len(users)), [f"{u} users" for u in users])
         axis.set_ylabel(label)
-        axis.legend(fontsize=8)
+        axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3)
     rates.set_ylim(top=rates.get_ylim()[1] * 1.08)
     rates.set_title("Single-job POST /batches, closed loop")
     tails.set_title("Their p99")
@@ -327,7 +327,7 @@ def gateways_chart(plt: Any, result: Mapping[str, Any], path: Path) -> None:
         + (f", each held to {held:g} CPU" if held else ""),
         fontsize=10,
     )
-    rounds_axis.legend(fontsize=8, loc="lower right")
+    rounds_axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
 
     processes = sorted(
         {p for rs in runs.values() for r in rs for p in r["cpu_pct"]} - {"machine (all processes)"}

@@ -187,3 +187,11 @@ def test_the_committed_example_run_redraws_from_its_results(tmp_path: Path) -> N
     written = bench_charts(results, tmp_path, ratio_target=0.8, p99_target_ms=20)
     assert written == list(BENCH_CHARTS)
     assert_pngs(tmp_path, written)
+
+
+def test_the_committed_gateway_run_redraws_from_its_results(tmp_path: Path) -> None:
+    example = Path(charts.__file__).parent / "example" / "gateway" / "results.json"
+    results = json.loads(example.read_text())
+    written = gateway_charts(results, tmp_path, share_target=0.7)
+    assert written == list(GATEWAY_CHARTS)
+    assert_pngs(tmp_path, written)
