@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,6 +29,20 @@ PERCENTILES = list(range(101))
 CLUSTER_COLOURS = {"ceiling": "tab:gray", "1": "tab:blue", "2": "tab:orange"}
 
 
+Drawing = tuple[str, bool, Callable[[Path], None]]
+"""A chart's file name, whether the run measured what it shows, and how to draw it there."""
+
+
+def draw_each(drawings: Sequence[Drawing], folder: Path) -> list[str]:
+    """Draw the charts the run has figures for into ``folder``; their names."""
+    written = []
+    for name, measured, draw in drawings:
+        if measured:
+            draw(folder / name)
+            written.append(name)
+    return written
+
+
 def bench_charts(
     results: Mapping[str, Any], folder: Path, *, ratio_target: float, p99_target_ms: float
 ) -> list[str]:
@@ -37,34 +51,42 @@ def bench_charts(
     plt = pyplot()
     if plt is None:
         return []
-    written = []
-    if results.get("rounds"):
-        throughput_chart(plt, results, folder / "throughput.png", ratio_target)
-        written.append("throughput.png")
-    if results.get("cpu_us"):
-        cpu_chart(plt, results["cpu_us"], folder / "cpu_per_job.png", results.get("note", ""))
-        written.append("cpu_per_job.png")
     curves = {
         name: [r["cdf_ms"] for r in results.get(key, {}).get("rounds", []) if r.get("cdf_ms")]
         for name, key in (("bare relay", "broker_latency_ms"), ("cluster", "latency_ms"))
     }
-    if any(curves.values()):
-        latency = results["latency_ms"]
-        latency_chart(
-            plt,
-            curves,
-            folder / "latency.png",
-            p99_target_ms=p99_target_ms,
-            title=(
-                f"Latency at {latency['rate_jobs_s']:,.0f} jobs/s, half the best rate "
-                f"({latency.get('workers', '?')} worker(s)), one curve a round"
+    latency = results.get("latency_ms", {})
+    title = (
+        f"Latency at {latency.get('rate_jobs_s', 0):,.0f} jobs/s, half the best rate "
+        f"({latency.get('workers', '?')} worker(s)), one curve a round"
+    )
+    return draw_each(
+        [
+            (
+                "throughput.png",
+                bool(results.get("rounds")),
+                lambda path: throughput_chart(plt, results, path, ratio_target),
             ),
-        )
-        written.append("latency.png")
-    if results.get("rss_series"):
-        memory_chart(plt, results["rss_series"], folder / "memory.png")
-        written.append("memory.png")
-    return written
+            (
+                "cpu_per_job.png",
+                bool(results.get("cpu_us")),
+                lambda path: cpu_chart(plt, results["cpu_us"], path, results.get("note", "")),
+            ),
+            (
+                "latency.png",
+                any(curves.values()),
+                lambda path: latency_chart(
+                    plt, curves, path, p99_target_ms=p99_target_ms, title=title
+                ),
+            ),
+            (
+                "memory.png",
+                bool(results.get("rss_series")),
+                lambda path: memory_chart(plt, results["rss_series"], path),
+            ),
+        ],
+        folder,
+    )
 
 
 def latency_tool_charts(
@@ -244,14 +266,21 @@ def gateway_charts(
     plt = pyplot()
     if plt is None:
         return []
-    written = []
-    if results.get("medians"):
-        rates_chart(plt, results, folder / "gateway_rates.png", share_target, target_users)
-        written.append("gateway_rates.png")
-    if results.get("two_gateways"):
-        gateways_chart(plt, results["two_gateways"], folder / "gateways.png")
-        written.append("gateways.png")
-    return written
+    return draw_each(
+        [
+            (
+                "gateway_rates.png",
+                bool(results.get("medians")),
+                lambda path: rates_chart(plt, results, path, share_target, target_users),
+            ),
+            (
+                "gateways.png",
+                bool(results.get("two_gateways")),
+                lambda path: gateways_chart(plt, results["two_gateways"], path),
+            ),
+        ],
+        folder,
+    )
 
 
 def rates_chart(
