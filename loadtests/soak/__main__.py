@@ -144,10 +144,10 @@ def run_soak(
         samples=[s.model_dump() for s in run.samples],
         load_average_at_end=list(os.getloadavg()),
     )
-    (out / "results.json").write_text(json.dumps(results, indent=2))
     results["charts"] = (
         ["chart.png"] if draw(run.samples, warm_up_s=plan.warm_up_s, path=out / "chart.png") else []
     )
+    (out / "results.json").write_text(json.dumps(results, indent=2))
     point_latest(out)
     return results
 
