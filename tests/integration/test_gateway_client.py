@@ -173,3 +173,22 @@ async def test_blocking_client_on_a_real_port(settings: Settings, redis: Redis) 
     refused = f"no gateway answers at {url} \\(ConnectError\\)"
     with GatewayClient(url, timeout_s=2) as gone, pytest.raises(GatewayError, match=refused):
         gone.readiness()
+
+
+async def test_the_gateway_stops_cleanly_cycle_after_cycle(settings: Settings) -> None:
+    """Start, submit, read and stop, 20 times: a background task that ignores its
+    cancellation would leave the gateway's shutdown waiting for ever. redis-py 8.2.0's
+    pub/sub read did, within 2 or 3 cycles, until the listener learnt to wake itself
+    (services/gateway/waiters.py). Each cycle runs as a task of its own, so a hang fails
+    here in seconds instead of at the suite's timeout."""
+
+    async def cycle() -> None:
+        async with in_process(create_app(settings)) as client:
+            assert (await client.submit(IO_BATCH)).expected == 3
+            await client.instances()
+
+    for index in range(20):
+        running = asyncio.create_task(cycle())
+        done, _ = await asyncio.wait([running], timeout=15)
+        assert done, f"cycle {index + 1}: the gateway did not stop within 15 s"
+        running.result()
