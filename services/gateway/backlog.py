@@ -57,9 +57,14 @@ class BacklogMonitor:
         self.asking: aiormq.abc.AbstractChannel | None = None
 
     @property
+    def stale(self) -> bool:
+        """The view is older than ``fresh_s``."""
+        return time.monotonic() - self.refreshed_at > self.fresh_s
+
+    @property
     def depths(self) -> dict[str, int]:
-        """:attr:`latest`, and a refresh started when it is older than ``fresh_s``."""
-        if time.monotonic() - self.refreshed_at > self.fresh_s:
+        """:attr:`latest`, and a refresh started when it is stale."""
+        if self.stale:
             self.refresh_soon()
         return self.latest
 
@@ -127,7 +132,7 @@ class BacklogMonitor:
 
     async def refresh_if_idle(self) -> None:
         """The slow pace's step: a refresh unless a reader asked for one lately."""
-        if time.monotonic() - self.refreshed_at > self.fresh_s:
+        if self.stale:
             refreshing = self.refresh_soon()
             if refreshing is not None:
                 await asyncio.shield(refreshing)
