@@ -36,6 +36,13 @@ from loadtests.bench.ceiling import Hops, measure_ceiling, relay_latency
 from loadtests.bench.charts import BENCH_CHARTS, bench_charts
 from loadtests.bench.cluster import latency_at_rate, memory_under_backlog, throughput
 from loadtests.bench.cpu import SHARED_NOTE, CpuMeter, cluster_pids, server_pids
+from loadtests.bench.headroom import (
+    CpuBusySampler,
+    busy_summary,
+    headroom_lines,
+    median_headroom,
+    read_cluster_run,
+)
 from loadtests.bench.latencies import median_figures
 from loadtests.charts import charts_lines
 from loadtests.harness import machine, scoped_cluster
@@ -48,6 +55,7 @@ app = typer.Typer(add_completion=False)
 
 WORKER_COUNTS = (1, 2)
 RATIO_TARGET = 0.80
+LATENCY_PER_BATCH = 10
 P99_TARGET_MS = 20.0
 
 
@@ -218,14 +226,19 @@ def bench(
                 rounds=rounds,
                 progress=lambda text: progress.update(step, description=text),
             )
-            runs = {
-                run: [{k: v for k, v in r[run].items() if k != "window"} for r in measured]
-                for run in ("relay", "cluster")
+            for round_ in measured:
+                read_cluster_run(
+                    round_["cluster"], fresh.run_dir / "logs", per_batch=LATENCY_PER_BATCH
+                )
+            runs = {run: [r[run] for r in measured] for run in ("relay", "cluster")}
+            results["broker_latency_ms"] = median_figures(runs["relay"]) | {
+                "headroom": median_headroom(runs["relay"]),
+                "rounds": runs["relay"],
             }
-            results["broker_latency_ms"] = median_figures(runs["relay"]) | {"rounds": runs["relay"]}
             results["latency_ms"] = median_figures(runs["cluster"]) | {
                 "rate_jobs_s": round(half, 1),
                 "workers": best_workers,
+                "headroom": median_headroom(runs["cluster"]),
                 "rounds": runs["cluster"],
             }
             progress.update(step, description=f"memory with {backlog_jobs:,} jobs waiting")
@@ -250,12 +263,14 @@ def latency_rounds(
     seconds: float,
     rounds: int,
     progress: Callable[[str], object],
-    per_batch: int = 10,
+    per_batch: int = LATENCY_PER_BATCH,
     warmup_s: float = 1.0,
 ) -> list[dict[str, dict[str, Any]]]:
     """``rounds`` rounds of the bare relay (unless ``relay`` is None) and of each cluster at
     ``rate``, their order swapped every round: each round's figures by run. A cluster's carry
-    ``window``, the epoch seconds its latency counts (after ``warmup_s``), to read its logs."""
+    ``window``, the epoch seconds its latency counts (after ``warmup_s``), to read its logs
+    (:func:`~loadtests.bench.headroom.read_cluster_run`), and ``cpu_busy``, the machine's CPU
+    use meanwhile; the relay's carry that CPU use's summary."""
     order = (["relay"] if relay is not None else []) + list(states)
     results: list[dict[str, dict[str, Any]]] = []
     for index in range(rounds):
@@ -263,21 +278,25 @@ def latency_rounds(
         for run in order if index % 2 == 0 else reversed(order):
             progress(f"latency at {rate:,.0f} jobs/s, round {index + 1}: {run}")
             if relay is not None and run == "relay":
-                round_[run] = broker_latency(relay, rate=rate, seconds=seconds, per_batch=per_batch)
+                with CpuBusySampler() as machine_cpu:
+                    figures = broker_latency(relay, rate=rate, seconds=seconds, per_batch=per_batch)
+                round_[run] = figures | {"headroom": busy_summary(machine_cpu.samples)}
                 continue
             load, began = load_average(), time.time()
-            figures = run_fast(
-                latency_at_rate(
-                    states[run],
-                    rate_jobs_s=rate,
-                    seconds=seconds,
-                    per_batch=per_batch,
-                    warmup_s=warmup_s,
+            with CpuBusySampler() as machine_cpu:
+                figures = run_fast(
+                    latency_at_rate(
+                        states[run],
+                        rate_jobs_s=rate,
+                        seconds=seconds,
+                        per_batch=per_batch,
+                        warmup_s=warmup_s,
+                    )
                 )
-            )
             round_[run] = figures | {
                 "load_average": load,
                 "window": (began + warmup_s, time.time()),
+                "cpu_busy": [sample.as_list() for sample in machine_cpu.samples],
             }
         results.append({run: round_[run] for run in order})
     return results
@@ -388,11 +407,24 @@ def show(results: dict[str, Any], out: Path) -> None:
         ),
         verdict(p99 is not None and p99 <= P99_TARGET_MS),
     )
+    headroom = latency.get("headroom", {})
+    if "p99_with_headroom_ms" in headroom:
+        clear = headroom["p99_with_headroom_ms"]
+        table.add_row(
+            "latency p99 from the logs, every job / the jobs that never met a saturated"
+            " machine (medians; see below)",
+            f"{headroom['p99_all_ms']:.0f} / "
+            + (f"{clear:.0f} ms" if clear is not None else "none"),
+            "",
+            "",
+        )
     for name, mb in results["rss_mb"]["at_rest"].items():
         peak = results["rss_mb"]["peak"].get(name, mb)
         target = "≤ 150 MB" if name.startswith("worker") and "pool" not in name else ""
         table.add_row(f"RSS {name}: rest → peak", f"{mb:.0f} → {peak:.0f} MB", target, "")
     console.print(table)
+    for line in headroom_lines(headroom, broker.get("headroom")):
+        console.print(f"[dim]{line}[/]")
     if "memory.png" not in results.get("charts", []):
         series = Table(title="RSS over time with the backlog (MB)")
         names = list(results["rss_mb"]["at_rest"])

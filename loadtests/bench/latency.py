@@ -29,8 +29,8 @@ from rich.table import Table
 from loadtests.bench.__main__ import P99_TARGET_MS, latency_rounds, load_average, run_settings
 from loadtests.bench.ab import parse_changes, side_by_side, variant
 from loadtests.bench.charts import latency_tool_charts
-from loadtests.bench.hops import HOPS, gc_pauses, job_hops
-from loadtests.bench.hops import summarize as summarize_hops
+from loadtests.bench.headroom import headroom_lines, median_headroom, read_cluster_run
+from loadtests.bench.hops import HOPS
 from loadtests.bench.latencies import median_figures
 from loadtests.charts import charts_lines
 from loadtests.harness import machine
@@ -93,6 +93,13 @@ def show_hops(rounds: list[dict[str, Figures]], runs: list[str]) -> None:
     console.print(table)
 
 
+def show_headroom(rounds: list[dict[str, Figures]], runs: list[str]) -> None:
+    relay = median_headroom([r["relay"] for r in rounds if "relay" in r])
+    for run in runs:
+        for line in headroom_lines(median_headroom([r[run] for r in rounds]), relay):
+            console.print(f"{run}: {line}", highlight=False)
+
+
 def show_gc_pauses(rounds: list[dict[str, Figures]], runs: list[str]) -> None:
     for run in runs:
         pauses: dict[str, list[float]] = {}
@@ -146,11 +153,12 @@ def main(
     for run, settings in variants.items():
         logs = settings.run_dir / "logs"
         for round_ in results:
-            since, until = round_[run].pop("window")
-            jobs = job_hops(logs, since=since, until=until, per_batch=per_batch)
-            round_[run]["hops_ms"] = summarize_hops(jobs)
-            round_[run]["gc_pauses_ms"] = gc_pauses(logs, since=since, until=until)
-    medians_by_run = {run: median_figures([r[run] for r in results]) for run in order}
+            read_cluster_run(round_[run], logs, per_batch=per_batch)
+    medians_by_run = {
+        run: median_figures([r[run] for r in results])
+        | {"headroom": median_headroom([r[run] for r in results])}
+        for run in order
+    }
     saved: dict[str, Any] = {
         "machine": machine(),
         "rate_jobs_s": rate,
@@ -168,6 +176,7 @@ def main(
     show(results)
     show_hops(results, list(variants))
     show_gc_pauses(results, list(variants))
+    show_headroom(results, list(variants))
     console.print(
         f"{rate:,.0f} jobs/s in batches of {per_batch}, {workers} worker(s), {seconds:.0f} s a"
         f" round; load {load_average():.1f} at the end; results and logs in {out}"
