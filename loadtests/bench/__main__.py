@@ -308,6 +308,18 @@ def round_p99s(figures: dict[str, Any]) -> str:
     return ", ".join("-" if v is None else f"{v:.0f}" for v in values)
 
 
+def round_headroom_p99s(figures: dict[str, Any]) -> str:
+    """Each round's p99 from the logs, every job / the jobs that met no saturated machine."""
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0f}"
+
+    return ", ".join(
+        f"{ms(h.get('p99_all_ms'))}/{ms(h.get('p99_with_headroom_ms'))}"
+        for h in (r.get("headroom", {}) for r in figures.get("rounds", []))
+    )
+
+
 def verdict(met: bool) -> str:
     return "[green]met[/]" if met else "[red]missed[/]"
 
@@ -412,7 +424,7 @@ def show(results: dict[str, Any], out: Path) -> None:
         clear = headroom["p99_with_headroom_ms"]
         table.add_row(
             "latency p99 from the logs, every job / the jobs that never met a saturated"
-            " machine (medians; see below)",
+            f" machine (medians; rounds {round_headroom_p99s(latency)}; see below)",
             f"{headroom['p99_all_ms']:.0f} / "
             + (f"{clear:.0f} ms" if clear is not None else "none"),
             "",
@@ -423,7 +435,7 @@ def show(results: dict[str, Any], out: Path) -> None:
         target = "≤ 150 MB" if name.startswith("worker") and "pool" not in name else ""
         table.add_row(f"RSS {name}: rest → peak", f"{mb:.0f} → {peak:.0f} MB", target, "")
     console.print(table)
-    for line in headroom_lines(headroom, broker.get("headroom")):
+    for line in headroom_lines(headroom, broker.get("headroom"), latency.get("rounds", [])):
         console.print(f"[dim]{line}[/]")
     if "memory.png" not in results.get("charts", []):
         series = Table(title="RSS over time with the backlog (MB)")

@@ -193,8 +193,14 @@ def percent(share: float) -> str:
     return f"{100 * share:.0f}%"
 
 
-def headroom_lines(cluster: dict[str, Any], relay: dict[str, Any] | None = None) -> list[str]:
-    """What a reader needs to judge a p99 against the machine it ran on (medians)."""
+def headroom_lines(
+    cluster: dict[str, Any],
+    relay: dict[str, Any] | None = None,
+    rounds: list[dict[str, Any]] | None = None,
+) -> list[str]:
+    """What a reader needs to judge a p99 against the machine it ran on: the medians, and
+    with the cluster's ``rounds``, each round's share of the slowest 1% that met a
+    saturated machine (a median hides the one round that met a stall)."""
     if not cluster:
         return []
     lines = [
@@ -217,5 +223,11 @@ def headroom_lines(cluster: dict[str, Any], relay: dict[str, Any] | None = None)
             f"publish → fold line in the logs: {cluster['p99_all_ms']:.1f} ms for every job, "
             + (f"{clear:.1f} ms" if clear is not None else "none")
             + " for the jobs that never met a saturated moment"
+        )
+    shares = [r["headroom"]["slowest_met_share"] for r in rounds or [] if r.get("headroom")]
+    if len(shares) > 1:
+        lines.append(
+            "the slowest 1% that met a saturated machine, round by round: "
+            + ", ".join(percent(share) for share in shares)
         )
     return lines

@@ -96,7 +96,8 @@ def show_hops(rounds: list[dict[str, Figures]], runs: list[str]) -> None:
 def show_headroom(rounds: list[dict[str, Figures]], runs: list[str]) -> None:
     relay = median_headroom([r["relay"] for r in rounds if "relay" in r])
     for run in runs:
-        for line in headroom_lines(median_headroom([r[run] for r in rounds]), relay):
+        figures = [r[run] for r in rounds]
+        for line in headroom_lines(median_headroom(figures), relay, figures):
             console.print(f"{run}: {line}", highlight=False)
 
 

@@ -139,3 +139,18 @@ def test_a_cluster_run_is_read_from_its_logs_and_its_samples(tmp_path: Path) -> 
     assert "0% of the bare relay's" in lines[0]
     assert "100% of the slowest 1%" in lines[1]
     assert lines[1].endswith("none for the jobs that never met a saturated moment")
+
+
+def test_each_rounds_share_is_printed_where_a_median_would_hide_the_stalled_one() -> None:
+    rounds = [
+        {"headroom": {"slowest_met_share": 0.0}},
+        {"headroom": {"slowest_met_share": 1.0}},
+        {"headroom": {}},
+        {"headroom": {"slowest_met_share": 0.0}},
+    ]
+    median = {"saturated_share": 0.0, "busy_median": 0.7, "steal_share": 0.001}
+    lines = headroom_lines(median, None, rounds)
+    assert lines[-1] == (
+        "the slowest 1% that met a saturated machine, round by round: 0%, 100%, 0%"
+    )
+    assert len(headroom_lines(median, None, rounds[:1])) == 1
