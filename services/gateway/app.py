@@ -29,6 +29,13 @@ from services.gateway.backlog import BacklogMonitor
 from services.gateway.instrument import HttpMetricsMiddleware
 from services.gateway.overview import BatchesInFlight, build_overview
 from services.gateway.publisher import new_batch_id, publish_batch
+from services.gateway.submit_body import (
+    SUBMIT_OPENAPI,
+    SUBMIT_RESPONSES,
+    batch_request,
+    document_submit,
+    trace_id,
+)
 from services.gateway.waiters import BatchWaiters
 from shared.api import (
     MAX_WAIT_S,
@@ -259,12 +266,14 @@ def create_app(
             yield
 
     app = FastAPI(
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         title="coord-cluster gateway",
         version="0.1.0",
         description="Submit batches of jobs to the coordination cluster and follow them.",
         lifespan=lifespan,
     )
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
+    document_submit(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     async def require_api_key(x_api_key: Annotated[str | None, Header()] = None) -> None:
@@ -296,20 +305,20 @@ def create_app(
         Paths.BATCHES,
         status_code=202,
         response_model=BatchAccepted,
-        dependencies=[Depends(require_api_key)],
-        responses={401: {}, 503: {"description": "broker, Redis or backlog limit"}},
+        dependencies=[Depends(require_api_key)] if settings.api_key is not None else [],
+        responses=SUBMIT_RESPONSES,
+        openapi_extra=SUBMIT_OPENAPI,
     )
-    async def submit_batch(
-        body: BatchRequest,
-        request: Request,
-        x_trace_id: Annotated[str | None, Header(max_length=64)] = None,
-    ) -> Response:
-        """The hot path, kept lean: the gateway straight from the app's state rather than
-        through ``get_gateway`` (each dependency FastAPI solves costs more than the lookup
-        it does), and the answer encoded once by the model's own serializer rather than
-        validated again against ``response_model``, which stays for the schema."""
+    async def submit_batch(request: Request) -> Response:
+        """The hot path, kept lean: the body and trace header parsed by hand
+        (services/gateway/submit_body.py), the gateway straight from the app's state rather
+        than through ``get_gateway`` (each dependency FastAPI solves costs more than the
+        lookup it does), and the answer encoded once by the model's own serializer rather
+        than validated again against ``response_model``, which stays for the schema."""
+        body = batch_request(await request.body(), request.headers.get("content-type"))
+        trace = trace_id(request.headers)
         gateway: Gateway = request.app.state.gateway
-        accepted = await gateway.submit(body, x_trace_id or uuid.uuid4().hex)
+        accepted = await gateway.submit(body, trace or uuid.uuid4().hex)
         return Response(
             BatchAccepted.__pydantic_serializer__.to_json(accepted),
             status_code=202,

@@ -263,3 +263,22 @@ async def test_a_dead_long_poll_listener_stops_the_gateway_loudly(
     assert [str(error) for error in failures] == ["listener bug"]
     failed = [line for line in logs if line["event"] == "background_task_failed"]
     assert [line["task"] for line in failed] == ["batch_waiters"]
+
+
+async def test_a_body_not_sent_as_json_or_a_long_trace_id_gets_422_naming_the_header(
+    client: httpx.AsyncClient,
+) -> None:
+    body = b'{"kind": "io", "count": 1}'
+    plain = await client.post("/batches", content=body, headers={"content-type": "text/plain"})
+    assert plain.status_code == 422
+    assert plain.json()["detail"][0]["loc"] == ["header", "content-type"]
+    long = await client.post(
+        "/batches", json={"kind": "io", "count": 1}, headers={"x-trace-id": "t" * 65}
+    )
+    assert long.status_code == 422
+    assert long.json()["detail"][0]["loc"] == ["header", "x-trace-id"]
+    traced = await client.post(
+        "/batches", json={"kind": "io", "count": 1}, headers={"x-trace-id": "t" * 64}
+    )
+    assert traced.status_code == 202
+    assert traced.json()["trace_id"] == "t" * 64
