@@ -22,7 +22,7 @@ from typing import Any, Self
 
 import psutil
 
-from loadtests.bench.hops import JobHops, gc_pauses, job_hops, nearest_rank
+from loadtests.bench.hops import JobHops, gc_pauses, job_hops, nearest_rank, slowest_percent
 from loadtests.bench.hops import summarize as summarize_hops
 
 SATURATED = 0.95
@@ -155,8 +155,7 @@ def headroom_split(
     during = [s for s in samples if s.at >= first and s.since <= last] or samples
     spans = saturated_spans(during, threshold=threshold)
     met = [met_saturation(job, spans) for job in jobs]
-    by_total = sorted(range(len(jobs)), key=lambda i: jobs[i].ms[-1])
-    slowest = by_total[-max(1, len(jobs) // 100) :]
+    slowest = slowest_percent(jobs)
     clear = [job.ms[-1] for job, hit in zip(jobs, met, strict=True) if not hit]
     return {
         **busy_summary(during, threshold=threshold),
@@ -205,7 +204,8 @@ def headroom_lines(
         return []
     lines = [
         f"the machine's CPUs were ≥ {percent(SATURATED)} busy in "
-        f"{percent(cluster['saturated_share'])} of the cluster's 100-ms samples (the median "
+        f"{percent(cluster['saturated_share'])} of the cluster's {SAMPLE_S * 1000:.0f}-ms "
+        f"samples (the median "
         f"sample {percent(cluster['busy_median'])} busy, steal "
         f"{100 * cluster['steal_share']:.1f}%)"
         + (
@@ -224,7 +224,11 @@ def headroom_lines(
             + (f"{clear:.1f} ms" if clear is not None else "none")
             + " for the jobs that never met a saturated moment"
         )
-    shares = [r["headroom"]["slowest_met_share"] for r in rounds or [] if r.get("headroom")]
+    shares = [
+        headroom["slowest_met_share"]
+        for r in rounds or []
+        if "slowest_met_share" in (headroom := r.get("headroom", {}))
+    ]
     if len(shares) > 1:
         lines.append(
             "the slowest 1% that met a saturated machine, round by round: "

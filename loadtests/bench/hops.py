@@ -93,11 +93,17 @@ def nearest_rank(values: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
+def slowest_percent(jobs: list[JobHops]) -> list[int]:
+    """Indices of the slowest 1% of ``jobs`` by total (at least one)."""
+    by_total = sorted(range(len(jobs)), key=lambda i: jobs[i].ms[-1])
+    return by_total[-max(1, len(jobs) // 100) :]
+
+
 def summarize(jobs: list[JobHops]) -> dict[str, dict[str, float]]:
     """p50 and p99 of each hop, and each hop's mean over the slowest 1% of jobs (by total)."""
     if not jobs:
         return {}
-    slowest = sorted(jobs, key=lambda job: job.ms[-1])[-max(1, len(jobs) // 100) :]
+    slowest = [jobs[i] for i in slowest_percent(jobs)]
     return {
         hop: {
             "p50": round(nearest_rank([job.ms[i] for job in jobs], 50), 1),
