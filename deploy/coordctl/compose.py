@@ -127,6 +127,30 @@ def run_compose(project: Project, *args: str, env: dict[str, str] | None = None)
         raise ComposeError(f"`{argv[0]} {args[0]}` failed (exit {exc.returncode}){detail}") from exc
 
 
+def run_in_service(project: Project, service: str, *argv: str, timeout_s: float = 120) -> str:
+    """What ``argv`` prints, run in the first running container of ``service`` (``compose
+    exec -T``): a measurement taken inside the service's own image and limits."""
+    command = [*compose_cli(project).argv, "exec", "-T", service, *argv]
+    try:
+        done = subprocess.run(
+            command,
+            env=project.env,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ComposeError(f"`exec {service} {argv[0]}` took over {timeout_s:g} s") from exc
+    except subprocess.CalledProcessError as exc:
+        last = (exc.stderr or "").strip().splitlines()[-1:]
+        detail = f": {last[0][:200]}" if last else ""
+        raise ComposeError(
+            f"`exec {service} {argv[0]}` failed (exit {exc.returncode}){detail}"
+        ) from exc
+    return done.stdout
+
+
 def wait_ready(url: str, workers: int, timeout_s: float) -> None:
     """Wait until the gateway is ready and ``workers`` workers send heartbeats (what `--wait`
     does)."""

@@ -259,9 +259,14 @@ class Comparison:
         step("starting the cluster")
         try:
             with starter(settings, scenario) as cluster:
-                yardstick = calibration_for(scenario, calibration, self.runtimes)
+                image_step_ms = []
+                if cluster.time_step is not None:
+                    step("timing the step in a worker container")
+                    image_step_ms = cluster.time_step(self.plan.n)
+                yardstick = calibration_for(scenario, calibration, self.runtimes, image_step_ms)
                 result = asyncio.run(drive(scenario, self.plan, yardstick, cluster, step))
                 result = with_identity(result, scenario, cluster.gateway_url)
+                result = result.model_copy(update={"image_step_ms": image_step_ms})
         except (ScenarioFailed, ClusterError, ServerUnavailable, ComposeError, OSError) as exc:
             kept = logs / scenario.name.replace("/", "_")
             if (run_dir / "logs").is_dir():
@@ -323,7 +328,7 @@ class Comparison:
                     result,
                     scenario,
                     self.plan,
-                    calibration_for(scenario, calibration, self.runtimes),
+                    calibration_for(scenario, calibration, self.runtimes, result.image_step_ms),
                 )
                 for result, scenario in zip(self.results, scenarios, strict=True)
             ]

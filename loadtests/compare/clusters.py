@@ -8,6 +8,7 @@ that provides them on this machine.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -24,6 +25,8 @@ from loadtests.compare.scenarios import Scenario
 from loadtests.harness import scoped_cluster
 from shared.settings import Settings
 
+IMAGE_STEP_RUNS = 5
+"""Single jobs timed in a worker container before each containerised scenario (about 0.5 s)."""
 WORKER_HEARTBEAT_S = 0.25
 """Worker heartbeats bracket each measured window; frequent ones keep idle time out of it.
 Only the workers beat this often in local clusters: four beats a second from the gateway and
@@ -44,6 +47,11 @@ class RunningCluster:
     """'rabbitmq' / 'redis' -> pid of the local server process, where one listens here."""
     cpu_stats: dict[str, Path] = field(default_factory=dict)
     """Worker container -> its cgroup's cpu.stat, where the workers run under a CPU quota."""
+    time_step: Callable[[int], list[float]] | None = None
+    """Where the workers run another interpreter than this process (a container image: the
+    official images' CPython is built with PGO and LTO, a pyenv build is not, and one core's
+    step differed by a fifth between them here): CPU ms of single ``cpu`` jobs of size n,
+    timed where the workers run. None: they run this interpreter."""
 
 
 def local_server_pids(settings: Settings) -> dict[str, int]:
@@ -105,9 +113,35 @@ def compose_cluster(settings: Settings, scenario: Scenario) -> Iterator[RunningC
         compose.compose_up(
             project, scenario.workers, scenario.mode, scenario.pool_size, gateway_url=gateway_url
         )
-        yield RunningCluster(gateway_url)
+        yield RunningCluster(gateway_url, time_step=step_timer(project))
     finally:
         compose.compose_down(project)
+
+
+def step_timer(
+    project: compose.Project, runs: int = IMAGE_STEP_RUNS
+) -> Callable[[int], list[float]]:
+    """Times the step in the project's first worker container, by the probe the runtime rows
+    use; a container that cannot answer gives no samples, and its row keeps the calibration."""
+
+    def time_step(n: int) -> list[float]:
+        try:
+            printed = compose.run_in_service(
+                project,
+                "worker",
+                "python",
+                "-m",
+                "loadtests.compare.runtime_probe",
+                "calibrate",
+                str(n),
+                str(runs),
+            )
+            samples = json.loads(printed.strip().splitlines()[-1])["samples_ms"]
+            return [float(sample) for sample in samples]
+        except (compose.ComposeError, ValueError, KeyError, IndexError, TypeError):
+            return []
+
+    return time_step
 
 
 def choose_starter(*, local: bool = False) -> tuple[str, ClusterStarter]:
@@ -208,6 +242,7 @@ def container_starter(engine_env: dict[str, str]) -> ClusterStarter:
                     for name, (service, pid) in members.items()
                     if service == "worker" and (path := cpu_stat_path(pid)) is not None
                 },
+                time_step=step_timer(project),
             )
         finally:
             compose.compose_down(project)

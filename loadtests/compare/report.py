@@ -6,6 +6,7 @@ the report of any results.json.
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 from loadtests.charts import pyplot
@@ -211,7 +212,8 @@ def containers_section(results: CompareResults) -> list[str]:
         f"Workers in containers on {engine}, each with a CPU quota (`cpus`); "
         f"os.cpu_count() inside says {results.machine.cpu_count}. Throttling is the worker "
         "containers' `cpu.stat` over the measured window: the periods (100 ms) in which "
-        "they used up their quota and every process of the container waited.",
+        "they used up their quota and every process of the container waited."
+        + image_step_text(rows, results.calibration),
         "",
         "| " + " | ".join(CONTAINER_COLUMNS) + " |",
         "|" + "---|" * len(CONTAINER_COLUMNS),
@@ -240,6 +242,22 @@ def containers_section(results: CompareResults) -> list[str]:
             + " |"
         )
     return lines
+
+
+def image_step_text(rows: list[ScenarioResult], calibration: Calibration) -> str:
+    """What the container rows' ideals are measured against, when their step was timed."""
+    steps = [statistics.median(r.image_step_ms) for r in rows if r.image_step_ms]
+    if not steps:
+        return ""
+    pythons = sorted({r.worker_python for r in rows if r.worker_python})
+    image = f"Python {', '.join(pythons)}" if pythons else "its Python"
+    low, high = _num(min(steps)), _num(max(steps))
+    took = low if low == high else f"{low} to {high}"
+    return (
+        f" Their ideals are measured against one core's step timed in a worker container "
+        f"before each row: the image runs {image}, whose step took {took} ms against this "
+        f"interpreter's {_num(calibration.cpu_job_ms)} ms."
+    )
 
 
 HOW_TO_READ = [
@@ -274,23 +292,33 @@ def pool_split(result: ScenarioResult, calibration: Calibration) -> str:
     step = result.pool_step_cpu_ms_per_job
     if step is None or result.pipeline_cpu_ms_per_job is None or result.workload != "cpu":
         return ""
-    extra = step - calibration.cpu_job_ms
-    pair, when = calibration.prefork_step_ms, "before the scenarios"
-    if result.prefork_step_cpu_ms_per_job is not None:
-        pair, when = result.prefork_step_cpu_ms_per_job, "right after this scenario"
-    beside = ""
-    if result.prefork_jobs_s is not None:
-        beside = (
-            f" ({_num(result.prefork_jobs_s)} jobs/s against the pool's "
-            f"{_num(result.throughput_jobs_s)})"
+    if result.image_step_ms:
+        # The prefork pools ran this interpreter, not the image's: no pair for these rows.
+        alone = statistics.median(result.image_step_ms)
+        against = (
+            f"{_num(alone)} ms timed alone in a worker container of its image "
+            f"({step - alone:+.2f} ms)"
+        )
+    else:
+        alone = calibration.cpu_job_ms
+        pair, when = calibration.prefork_step_ms, "before the scenarios"
+        if result.prefork_step_cpu_ms_per_job is not None:
+            pair, when = result.prefork_step_cpu_ms_per_job, "right after this scenario"
+        beside = ""
+        if result.prefork_jobs_s is not None:
+            beside = (
+                f" ({_num(result.prefork_jobs_s)} jobs/s against the pool's "
+                f"{_num(result.throughput_jobs_s)})"
+            )
+        against = (
+            f"{_num(alone)} ms calibrated alone ({step - alone:+.2f} ms) and "
+            f"{_num(pair)} ms in a bare prefork pool run {when}{beside}"
         )
     return (
-        f"; the step took {_num(step)} ms of a child's CPU per job against "
-        f"{_num(calibration.cpu_job_ms)} ms calibrated alone ({extra:+.2f} ms) and "
-        f"{_num(pair)} ms in a bare prefork pool run {when}{beside}, so "
-        f"{_num(result.pipeline_cpu_ms_per_job - extra)} ms of CPU per job ran outside the "
-        f"pool (the pipeline figure, {_num(result.pipeline_cpu_ms_per_job)} ms/job, is counted "
-        "against the calibrated step, which drifts with the machine; "
+        f"; the step took {_num(step)} ms of a child's CPU per job against {against}, so "
+        f"{_num(result.pipeline_cpu_ms_per_job - (step - alone))} ms of CPU per job ran "
+        f"outside the pool (the pipeline figure, {_num(result.pipeline_cpu_ms_per_job)} "
+        "ms/job, is counted against the calibrated step, which drifts with the machine; "
         "pool_step_cpu_ms_per_job in results.json)"
     )
 

@@ -74,6 +74,14 @@ class ScenarioResult(BaseModel):
         "costs more in a child, beside another busy child and the pipeline, than alone (this "
         "minus cpu_job_ms), and the work outside the step (the rest).",
     )
+    image_step_ms: list[float] = Field(
+        default_factory=list,
+        description="Workers in containers only: one core's CPU ms per cpu job, timed in a "
+        "worker container of the scenario before it ran. The image's interpreter is not this "
+        "one (the official images' CPython is built with PGO and LTO), so this row's ideal, "
+        "efficiency and pipeline CPU are measured against the median of these instead of "
+        "the calibration's.",
+    )
     prefork_jobs_s: float | None = Field(
         default=None,
         description="A local process pool on cpu only: jobs/s of a bare prefork pool of the "

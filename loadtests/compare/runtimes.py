@@ -174,17 +174,27 @@ def race_runtimes(runtimes: RuntimeComparison, *, threads: int, rounds: int) -> 
 
 
 def calibration_for(
-    scenario: Scenario, calibration: Calibration, runtimes: RuntimeComparison | None
+    scenario: Scenario,
+    calibration: Calibration,
+    runtimes: RuntimeComparison | None,
+    image_step_ms: list[float] | None = None,
 ) -> Calibration:
-    """The yardstick of a scenario: its workers' runtime's own single-core time per job."""
+    """The yardstick of a scenario: its workers' own single-core time per job, that of
+    their runtime, or of their container image where the step was timed in it."""
+    if image_step_ms:
+        return with_step(calibration, image_step_ms)
     own = None if runtimes is None else runtimes.calibration(scenario.runtime)
     if scenario.runtime == RuntimeName.DEFAULT or own is None:
         return calibration
+    return with_step(calibration, own.samples_ms)
+
+
+def with_step(calibration: Calibration, samples_ms: list[float]) -> Calibration:
     return calibration.model_copy(
         update={
-            "cpu_job_ms": own.cpu_job_ms,
-            "cpu_job_fastest_ms": min(own.samples_ms),
-            "samples_ms": own.samples_ms,
+            "cpu_job_ms": round(statistics.median(samples_ms), 3),
+            "cpu_job_fastest_ms": min(samples_ms),
+            "samples_ms": samples_ms,
         }
     )
 

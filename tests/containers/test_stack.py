@@ -7,6 +7,7 @@ import time
 import httpx
 
 from coordctl import compose
+from loadtests.compare.clusters import step_timer
 from shared.settings import WorkerMode
 from tests.e2e.conftest import run_batch, submit, wait_done
 
@@ -35,6 +36,8 @@ def test_stack_gives_known_answers_survives_a_killed_worker_and_leaves_nothing(
 ) -> None:
     url = gateway(project)
     compose.compose_up(project, 1, WorkerMode.PROCESSES, 0, gateway_url=url, write_env_file=False)
+    in_image = step_timer(project, runs=2)(10_000)
+    assert len(in_image) == 2 and all(ms > 0 for ms in in_image), "the comparison's yardstick"
     known = run_batch(url, "cpu", 20, n=10_000)
     assert (known["completed"], known["failed"]) == (20, 0)
     assert known["result"] == {

@@ -63,3 +63,31 @@ def test_without_an_engine_the_report_says_how_to_get_the_container_rows(
     render(run, tmp_path)
     section = (tmp_path / "report.md").read_text().split("## Containers with a CPU quota")[1]
     assert section.strip().startswith("Not run: no container engine answers. `make up ENGINE")
+
+
+def test_a_container_pool_is_split_against_the_step_timed_in_its_image(
+    make_run: Callable[..., CompareResults], tmp_path: Path
+) -> None:
+    run = make_run()
+    rows = [r for r in run.scenarios if r.container_cpus is not None]
+    timed = [
+        r.model_copy(
+            update={
+                "image_step_ms": [8.0 + index, 8.2 + index, 7.9 + index],
+                "worker_python": "3.11.2",
+                "pool_step_cpu_ms_per_job": 8.5,
+                "pipeline_cpu_ms_per_job": 1.0,
+            }
+        )
+        for index, r in enumerate(rows)
+    ]
+    run.scenarios = [r for r in run.scenarios if r.container_cpus is None] + timed
+    render(run, tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    assert (
+        "the image runs Python 3.11.2, whose step took 8 to 9 ms against this "
+        "interpreter's 10.0 ms" in report
+    )
+    split = "the step took 8.5 ms of a child's CPU per job against 8 ms timed alone in a worker"
+    assert split in report
+    assert "container of its image (+0.50 ms), so 0.5 ms of CPU per job ran outside" in report

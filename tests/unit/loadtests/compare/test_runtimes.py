@@ -173,3 +173,16 @@ def test_the_report_shows_the_runtimes_or_how_to_get_them(make_run: MakeRun) -> 
     bare.runtimes = RuntimeComparison(available=False, note=runtimes.NOT_BUILT)
     lines = [line for line in markdown(bare, charts=[]).splitlines() if "make python-ft" in line]
     assert lines == [runtimes.NOT_BUILT]
+
+
+def test_a_container_row_is_measured_against_the_step_timed_in_its_image(
+    make_run: MakeRun,
+) -> None:
+    """The image's interpreter is not this one (a PGO build ran the step a fifth faster
+    here): its own samples win over the runtime's and the calibration's."""
+    run = with_runtimes(make_run())
+    ft = Scenario(Workload.CPU, WorkerMode.THREADS, 1, 2, "", "ft")
+    in_image = runtimes.calibration_for(ft, run.calibration, run.runtimes, [8.0, 7.0, 9.5])
+    assert (in_image.cpu_job_ms, in_image.cpu_job_fastest_ms) == (8.0, 7.0)
+    assert in_image.cores == run.calibration.cores
+    assert runtimes.calibration_for(ft, run.calibration, run.runtimes, []).cpu_job_ms == FT_JOB_MS
