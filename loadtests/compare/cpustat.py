@@ -24,6 +24,12 @@ class Throttling(BaseModel):
     def throttled_share(self) -> float | None:
         return None if self.periods == 0 else self.throttled_periods / self.periods
 
+    @property
+    def wait_per_period_s(self) -> float | None:
+        """How long the container's processes waited, per period: a pool that needs the
+        quota plus a little is throttled in most periods, but for a moment each time."""
+        return None if self.periods == 0 else self.throttled_s / self.periods
+
     def __add__(self, other: Throttling) -> Throttling:
         return Throttling(
             periods=self.periods + other.periods,

@@ -2,6 +2,7 @@ from collections.abc import Callable
 
 import pytest
 
+from loadtests.compare.cpustat import Throttling
 from loadtests.compare.results import CompareResults
 from loadtests.compare.verdicts import QUOTA_CLAIM, claims, targets
 
@@ -62,6 +63,22 @@ def test_a_missed_figure_fails_the_claims_built_on_it(
     result = verdicts(make_run(**spoiled))
     assert {number for number, v in result.items() if v == "not supported"} == failing
     assert {v for number, v in result.items() if number not in failing} == {"supported"}
+
+
+def test_a_pool_that_fits_the_quota_may_touch_it_in_most_periods(make_run: MakeRun) -> None:
+    """One child filling the quota plus the worker's loop is throttled in most periods, a
+    millisecond each; the naive pool waits most of every period. The claim holds."""
+    run = make_run()
+    naive, fitted = (s for s in run.scenarios if s.container_cpus is not None)
+    run.scenarios = [s for s in run.scenarios if s.container_cpus is None] + [
+        naive.model_copy(
+            update={"throttling": Throttling(periods=104, throttled_periods=103, throttled_s=9.74)}
+        ),
+        fitted.model_copy(
+            update={"throttling": Throttling(periods=102, throttled_periods=83, throttled_s=0.12)}
+        ),
+    ]
+    assert verdicts(run)[QUOTA_CLAIM] == "supported"
 
 
 def test_a_failed_scenario_leaves_its_claims_not_measured(make_run: MakeRun) -> None:
