@@ -103,8 +103,7 @@ def markdown(results: CompareResults, *, charts: list[str]) -> str:
         f"Calibration: one `cpu` job (n = {calibration.n:,}) takes {calibration.cpu_job_ms} ms "
         f"of CPU on one core (median of {len(calibration.samples_ms)} runs spread over the "
         f"whole run; fastest {calibration.cpu_job_fastest_ms} ms; p90/p10 "
-        f"{_num(calibration.step_spread)}, within {QUIET_STEP_SPREAD} on a quiet machine; "
-        f"wall-clock "
+        f"{steadiness(calibration.step_spread)}; wall-clock "
         f"{calibration.cpu_job_wall_ms} ms, higher when the machine is busy), so one core does "
         f"{1000 / calibration.cpu_job_ms:.1f} jobs/s. Bare processes (no cluster) on all "
         f"{calibration.cores} cores count primes {_num(calibration.bare_parallel_speedup)}x as "
@@ -284,6 +283,15 @@ HOW_TO_READ = [
     "- Other programs on the machine lower every figure; the report records the load average",
     "  before the run so a noisy run can be recognised.",
 ]
+
+
+def steadiness(spread: float | None) -> str:
+    """The calibration's spread beside the quiet machine's bound, to three places: 1.052 is
+    not quiet, and rounded to 1.05 it would read as if it were."""
+    if spread is None:
+        return "n/a"
+    side = "within" if spread <= QUIET_STEP_SPREAD else "above"
+    return f"{spread:.3f}, {side} the {QUIET_STEP_SPREAD} of a quiet machine"
 
 
 def pool_split(result: ScenarioResult, calibration: Calibration) -> str:

@@ -100,7 +100,7 @@ def when_quiet(target: Target, spread: float | None) -> Target:
         update={
             "passed": None,
             "note": f"not judged: not a quiet machine (one core's step varied p90/p10 = "
-            f"{spread:.2f} over the run, above {QUIET_STEP_SPREAD})",
+            f"{spread:.3f} over the run, above {QUIET_STEP_SPREAD})",
         }
     )
 

@@ -91,3 +91,16 @@ def test_a_container_pool_is_split_against_the_step_timed_in_its_image(
     split = "the step took 8.5 ms of a child's CPU per job against 8 ms timed alone in a worker"
     assert split in report
     assert "container of its image (+0.50 ms), so 0.5 ms of CPU per job ran outside" in report
+
+
+def test_the_calibration_says_which_side_of_the_quiet_bound_it_fell(
+    make_run: Callable[..., CompareResults], tmp_path: Path
+) -> None:
+    """1.052 rounds to 1.05, the bound itself: the report keeps three places and says above."""
+    run = make_run()
+    run.calibration.samples_ms = [100.0] * 2 + [105.2] * 3 + [100.0] * 5
+    render(run, tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    spread = run.calibration.step_spread
+    assert spread is not None and spread > 1.05
+    assert f"p90/p10 {spread:.3f}, above the 1.05 of a quiet machine;" in report
