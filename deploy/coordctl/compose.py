@@ -122,9 +122,14 @@ def run_compose(project: Project, *args: str, env: dict[str, str] | None = None)
             text=True,
         )
     except subprocess.CalledProcessError as exc:
-        last = (exc.stderr or "").strip().splitlines()[-1:] if project.quiet else []
-        detail = f": {last[0][:200]}" if last else ""
+        detail = last_line(exc.stderr) if project.quiet else ""
         raise ComposeError(f"`{argv[0]} {args[0]}` failed (exit {exc.returncode}){detail}") from exc
+
+
+def last_line(stderr: str | None) -> str:
+    """``: <the last line a failed command wrote>``, cut short, or nothing."""
+    last = (stderr or "").strip().splitlines()[-1:]
+    return f": {last[0][:200]}" if last else ""
 
 
 def run_in_service(project: Project, service: str, *argv: str, timeout_s: float = 120) -> str:
@@ -143,10 +148,8 @@ def run_in_service(project: Project, service: str, *argv: str, timeout_s: float 
     except subprocess.TimeoutExpired as exc:
         raise ComposeError(f"`exec {service} {argv[0]}` took over {timeout_s:g} s") from exc
     except subprocess.CalledProcessError as exc:
-        last = (exc.stderr or "").strip().splitlines()[-1:]
-        detail = f": {last[0][:200]}" if last else ""
         raise ComposeError(
-            f"`exec {service} {argv[0]}` failed (exit {exc.returncode}){detail}"
+            f"`exec {service} {argv[0]}` failed (exit {exc.returncode}){last_line(exc.stderr)}"
         ) from exc
     return done.stdout
 

@@ -302,29 +302,28 @@ def pool_split(result: ScenarioResult, calibration: Calibration) -> str:
         return ""
     if result.image_step_ms:
         # The prefork pools ran this interpreter, not the image's: no pair for these rows.
-        alone = statistics.median(result.image_step_ms)
-        against = (
-            f"{_num(alone)} ms timed alone in a worker container of its image "
-            f"({step - alone:+.2f} ms)"
+        alone, where, pair = (
+            statistics.median(result.image_step_ms),
+            "timed alone in a worker container of its image",
+            "",
         )
     else:
-        alone = calibration.cpu_job_ms
-        pair, when = calibration.prefork_step_ms, "before the scenarios"
+        alone, where = calibration.cpu_job_ms, "calibrated alone"
+        prefork, when = calibration.prefork_step_ms, "before the scenarios"
         if result.prefork_step_cpu_ms_per_job is not None:
-            pair, when = result.prefork_step_cpu_ms_per_job, "right after this scenario"
+            prefork, when = result.prefork_step_cpu_ms_per_job, "right after this scenario"
         beside = ""
         if result.prefork_jobs_s is not None:
             beside = (
                 f" ({_num(result.prefork_jobs_s)} jobs/s against the pool's "
                 f"{_num(result.throughput_jobs_s)})"
             )
-        against = (
-            f"{_num(alone)} ms calibrated alone ({step - alone:+.2f} ms) and "
-            f"{_num(pair)} ms in a bare prefork pool run {when}{beside}"
-        )
+        pair = f" and {_num(prefork)} ms in a bare prefork pool run {when}{beside}"
+    extra = step - alone
+    against = f"{_num(alone)} ms {where} ({extra:+.2f} ms){pair}"
     return (
         f"; the step took {_num(step)} ms of a child's CPU per job against {against}, so "
-        f"{_num(result.pipeline_cpu_ms_per_job - (step - alone))} ms of CPU per job ran "
+        f"{_num(result.pipeline_cpu_ms_per_job - extra)} ms of CPU per job ran "
         f"outside the pool (the pipeline figure, {_num(result.pipeline_cpu_ms_per_job)} "
         "ms/job, is counted against the calibrated step, which drifts with the machine; "
         "pool_step_cpu_ms_per_job in results.json)"
